@@ -1,0 +1,122 @@
+"""The tools the agent can ask a client to run, with their argument schemas.
+
+A tool has two names: `name` is what the model sees (it must match `^[a-zA-Z0-9_-]{1,64}$`), `wire_name` is what
+`tool_call.tool_name` carries (the seed's `git.diff`). Argument names follow what the real IDE executes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    requires_approval: bool = False
+    wire_name: str = ""
+
+    @property
+    def wire(self) -> str:
+        return self.wire_name or self.name
+
+    def openai_definition(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+
+def _object(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required}
+
+
+_PATH = {"type": "string", "description": "Path relative to the project root"}
+
+TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec(
+        "read_file",
+        "Read a text file of the project.",
+        _object(
+            ["path"],
+            path=_PATH,
+            start_line={"type": "integer", "description": "First line to read, 1-based"},
+            end_line={"type": "integer", "description": "Last line to read, inclusive"},
+        ),
+    ),
+    ToolSpec(
+        "write_file",
+        "Create or overwrite a file with the given content.",
+        _object(
+            ["path", "content"],
+            path=_PATH,
+            content={"type": "string", "description": "The whole new content of the file"},
+            create_dirs={"type": "boolean", "description": "Create missing parent folders"},
+        ),
+        requires_approval=True,
+    ),
+    ToolSpec(
+        "list_files",
+        "List the files and folders under a folder of the project.",
+        _object(
+            ["path"],
+            path={"type": "string", "description": "Folder relative to the project root; '.' is the root"},
+            recursive={"type": "boolean"},
+            pattern={"type": "string", "description": "Glob the names must match, e.g. '*.py'"},
+        ),
+    ),
+    ToolSpec(
+        "search_in_project",
+        "Search the project's text files for a string and return the matching lines.",
+        _object(
+            ["query"],
+            query={"type": "string"},
+            path={"type": "string", "description": "Folder to search in; default the root"},
+        ),
+    ),
+    ToolSpec(
+        "create_directory",
+        "Create a folder in the project.",
+        _object(["path"], path=_PATH, recursive={"type": "boolean"}),
+    ),
+    ToolSpec(
+        "git_diff",
+        "Show the uncommitted changes of the project's git repository as a unified diff.",
+        _object([], path={"type": "string", "description": "Limit the diff to this path"}),
+        wire_name="git.diff",
+    ),
+    ToolSpec(
+        "apply_patch",
+        "Apply a unified diff to the project's files.",
+        _object(["patch"], patch={"type": "string", "description": "A unified diff, paths relative to the root"}),
+        requires_approval=True,
+    ),
+    ToolSpec(
+        "run_command",
+        "Run a shell command in the project's root and return its exit code and output.",
+        _object(
+            ["command"],
+            command={"type": "string"},
+            timeout={"type": "integer", "description": "Seconds before the command is stopped"},
+        ),
+        requires_approval=True,
+    ),
+    ToolSpec(
+        "prompt_user",
+        "Ask the user a question and wait for the answer.",
+        _object(["question"], question={"type": "string"}),
+    ),
+)
+
+TOOLS_BY_NAME: dict[str, ToolSpec] = {tool.name: tool for tool in TOOLS}
+TOOLS_BY_WIRE_NAME: dict[str, ToolSpec] = {tool.wire: tool for tool in TOOLS}
+
+IDE_TOOLS: tuple[str, ...] = ("read_file", "write_file", "list_files", "create_directory", "run_command")
+"""The tools the real CodeLab IDE executes (see shared/ide-frames); its `search_in_code` always finds nothing."""
+
+
+def resolve(name: str) -> ToolSpec | None:
+    """The tool a client or model names, by its model-side or wire name."""
+    return TOOLS_BY_NAME.get(name) or TOOLS_BY_WIRE_NAME.get(name)

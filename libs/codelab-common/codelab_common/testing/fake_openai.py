@@ -1,0 +1,123 @@
+"""A scripted OpenAI-compatible upstream that speaks the exact wire format of `/v1/chat/completions`.
+
+Tests queue replies (`reply_text`, `reply_tool_calls`, `reply_error`); each request takes the next one and
+is recorded in `requests`. Streaming answers are sent as `chat.completion.chunk` events ending in `[DONE]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+
+@dataclass
+class ScriptedReply:
+    text: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+    error_message: str = ""
+    chunk_delay: float = 0.0
+    chunk_size: int = 4
+
+
+class FakeOpenAI:
+    def __init__(self, model: str = "fake-model") -> None:
+        self.model = model
+        self.replies: deque[ScriptedReply] = deque()
+        self.requests: list[dict[str, Any]] = []
+        self._ids = itertools.count(1)
+        self.app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
+        )
+
+    def reply_text(self, text: str, **options: Any) -> None:
+        self.replies.append(ScriptedReply(text=text, **options))
+
+    def reply_tool_calls(self, *calls: tuple[str, dict[str, Any]], text: str = "") -> None:
+        """Queue an answer calling tools: each call is `(name, arguments)`."""
+        self.replies.append(
+            ScriptedReply(
+                text=text,
+                tool_calls=[
+                    {"id": f"call_{next(self._ids)}", "name": name, "arguments": orjson.dumps(args).decode()}
+                    for name, args in calls
+                ],
+            )
+        )
+
+    def reply_error(self, status: int, message: str = "upstream failure") -> None:
+        self.replies.append(ScriptedReply(status=status, error_message=message))
+
+    async def _models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": "fake"}]})
+
+    async def _chat(self, request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        self.requests.append(body)
+        reply = self.replies.popleft() if self.replies else ScriptedReply(text="(no scripted reply)")
+        if reply.status != 200:
+            return JSONResponse(
+                {"error": {"message": reply.error_message, "type": "server_error", "code": None}},
+                status_code=reply.status,
+            )
+        if body.get("stream"):
+            return StreamingResponse(self._stream(reply, body), media_type="text/event-stream")
+        return JSONResponse(self._completion(reply))
+
+    def _completion(self, reply: ScriptedReply) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for c in reply.tool_calls
+            ]
+        return {
+            "id": f"chatcmpl-{next(self._ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": "tool_calls" if reply.tool_calls else "stop"}
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
+
+    async def _stream(self, reply: ScriptedReply, body: dict[str, Any]) -> Any:
+        base = {"id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion.chunk", "created": int(time.time())}
+        base["model"] = self.model
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            event = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            return b"data: " + orjson.dumps(event) + b"\n\n"
+
+        yield chunk({"role": "assistant", "content": ""})
+        text = reply.text
+        for start in range(0, len(text), reply.chunk_size):
+            if reply.chunk_delay:
+                await asyncio.sleep(reply.chunk_delay)
+            yield chunk({"content": text[start : start + reply.chunk_size]})
+        for index, call in enumerate(reply.tool_calls):
+            head = {"index": index, "id": call["id"], "type": "function"}
+            yield chunk({"tool_calls": [{**head, "function": {"name": call["name"], "arguments": ""}}]})
+            arguments = call["arguments"]
+            for start in range(0, len(arguments), 7):
+                piece = arguments[start : start + 7]
+                yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+        yield chunk({}, "tool_calls" if reply.tool_calls else "stop")
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+            yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
+        yield b"data: [DONE]\n\n"
