@@ -19,15 +19,13 @@ from codelab_common.protocol.frames import (
 from codelab_common.protocol.tools import IDE_TOOLS, TOOLS, TOOLS_BY_NAME, ToolSpec, resolve
 
 __all__ = [
-    "IDE_TOOLS",
-    "TOOLS",
-    "TOOLS_BY_NAME",
-    "ToolSpec",
-    "resolve",
     "DONE_EVENT",
+    "IDE_TOOLS",
     "INBOUND_FRAME_TYPES",
     "MESSAGE_EVENT",
     "SESSION_ID_PATTERN",
+    "TOOLS",
+    "TOOLS_BY_NAME",
     "Ack",
     "AgentRequest",
     "AssistantMessage",
@@ -39,7 +37,9 @@ __all__ = [
     "StepStatus",
     "ToolCall",
     "ToolResult",
+    "ToolSpec",
     "UserMessage",
     "inbound_frame_adapter",
     "outbound_frame_adapter",
+    "resolve",
 ]

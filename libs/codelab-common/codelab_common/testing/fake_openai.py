@@ -33,6 +33,8 @@ class ScriptedReply:
 class FakeOpenAI:
     def __init__(self, model: str = "fake-model") -> None:
         self.model = model
+        self.base_url = ""
+        """Set by whoever serves `app`: the URL ending in `/v1`."""
         self.replies: deque[ScriptedReply] = deque()
         self.requests: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
