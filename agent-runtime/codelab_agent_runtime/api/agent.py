@@ -1,0 +1,41 @@
+"""`POST /agent/message/stream`: run one step of a session and stream its frames as Server-Sent Events."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+
+from codelab_agent_runtime.services.agent import AgentService
+from codelab_common.protocol import AgentRequest
+
+router = APIRouter(tags=["agent"])
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@router.post(
+    "/agent/message/stream",
+    response_class=StreamingResponse,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AgentRequest"}}},
+        }
+    },
+    responses={200: {"content": {"text/event-stream": {}}, "description": "`message` events, then one `done`"}},
+)
+async def message_stream(request: Request) -> StreamingResponse:
+    """Each outbound frame is an `event: message` whose data is the frame's JSON; `event: done` (StepDone) closes.
+
+    The body is read as JSON whatever its Content-Type says, so a hand-written `curl -d` works too.
+    """
+    raw = await request.body()
+    try:
+        body = AgentRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
+        raise RequestValidationError(errors, body=raw) from None
+    agent: AgentService = request.app.state.agent
+    return StreamingResponse(agent.run_step(body), media_type="text/event-stream", headers=SSE_HEADERS)

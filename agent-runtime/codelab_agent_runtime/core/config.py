@@ -1,0 +1,50 @@
+"""agent-runtime settings (env prefix `AGENT_RUNTIME__`)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from codelab_common.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """Where the service listens, which llm-proxy model it drives, and the limits of one agent turn.
+
+    The defaults run on one machine next to llm-proxy and the embedded local model.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AGENT_RUNTIME__", extra="ignore")
+
+    port: int = 8001
+    llm_proxy_url: str = "http://127.0.0.1:8002"
+    llm_proxy_api_key: SecretStr = Field(description="llm-proxy's internal key, sent as X-Internal-Auth")
+    model: str = "qwen2.5-coder-0.5b"
+    temperature: float | None = Field(default=None, description="Sent to the model when set")
+    max_tokens: int | None = Field(default=None, description="Cap on one model reply, sent when set")
+    database_url: str = "sqlite+aiosqlite:///./data/agent-runtime.db"
+
+    max_steps: int = Field(default=12, ge=1, description="Model calls one user turn may make")
+    approval_required: list[str] = Field(
+        default_factory=lambda: ["write_file", "apply_patch", "run_command"],
+        description="Tools (model or wire names) whose calls the client must confirm with the user",
+    )
+    pending_tool_timeout_s: float = Field(
+        default=150.0,
+        gt=0,
+        description="After this, unanswered tool calls no longer block a new user message (the gateway's own "
+        "tool timeout is shorter; this is the safety net when the gateway died)",
+    )
+    busy_wait_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a tool result waits for a running step of its session before BUSY",
+    )
+    tool_result_max_chars: int = Field(default=12_000, ge=200, description="Longer tool output is truncated")
+    context_max_chars: int = Field(
+        default=24_000,
+        ge=1_000,
+        description="History sent to the model per call; older whole turns are left out beyond it",
+    )
+    llm_connect_timeout_s: float = 10.0
+    llm_read_timeout_s: float = Field(default=300.0, description="Longest silence between two streamed chunks")

@@ -1,0 +1,68 @@
+"""The agent-runtime app: the agent loop behind `POST /agent/message/stream`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+from fastapi import FastAPI
+
+from codelab_agent_runtime.api import agent, sessions
+from codelab_agent_runtime.core.config import Settings
+from codelab_agent_runtime.core.errors import validation_code
+from codelab_agent_runtime.core.openapi import add_schemas
+from codelab_agent_runtime.services.agent import AgentService
+from codelab_agent_runtime.services.llm_client import LLMClient, client_timeout
+from codelab_agent_runtime.services.session_store import SqlSessionStore
+from codelab_common.auth import InternalAuthMiddleware
+from codelab_common.health import health_router
+from codelab_common.http_errors import install_error_handlers
+from codelab_common.protocol import AgentRequest
+
+SERVICE = "agent-runtime"
+READ_BUFFER = 2**21
+"""aiohttp's per-line limit is twice this: a tool call's arguments (a whole file) may arrive in one SSE line."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()  # type: ignore[call-arg]  # required values come from the environment
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = SqlSessionStore(settings.database_url)
+        await store.start()
+        http = aiohttp.ClientSession(
+            timeout=client_timeout(settings.llm_connect_timeout_s, settings.llm_read_timeout_s),
+            connector=aiohttp.TCPConnector(limit=0),
+            read_bufsize=READ_BUFFER,
+        )
+        options = {
+            key: value
+            for key, value in (("temperature", settings.temperature), ("max_tokens", settings.max_tokens))
+            if value is not None
+        }
+        llm = LLMClient(
+            http,
+            base_url=settings.llm_proxy_url,
+            api_key=settings.llm_proxy_api_key.get_secret_value(),
+            model=settings.model,
+            options=options,
+        )
+        app.state.agent = AgentService(settings, store, llm)
+        try:
+            yield
+        finally:
+            await http.close()
+            await store.close()
+
+    app = FastAPI(title="CodeLab agent-runtime", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(
+        InternalAuthMiddleware, api_key=settings.internal_api_key.get_secret_value(), open_paths=("/health",)
+    )
+    install_error_handlers(app, validation_code=validation_code)
+    app.include_router(health_router(SERVICE))
+    app.include_router(agent.router)
+    app.include_router(sessions.router)
+    add_schemas(app, AgentRequest)
+    return app

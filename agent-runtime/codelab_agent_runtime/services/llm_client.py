@@ -1,0 +1,152 @@
+"""Streaming chat completions from llm-proxy, accumulated into text deltas and whole tool calls.
+
+This is the hot path: one orjson parse per streamed chunk, plain dicts, no per-chunk logging.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp.http_exceptions import HttpProcessingError
+
+from codelab_common.auth import INTERNAL_AUTH_HEADER
+from codelab_common.sse import iter_sse
+
+
+class LLMError(Exception):
+    """llm-proxy could not produce a reply: refused connection, non-200 answer, in-band error, cut stream."""
+
+
+@dataclass(slots=True)
+class ToolCallDraft:
+    """One tool call as its streamed deltas arrive (joined by their `index`)."""
+
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ModelReply:
+    """What one model call produced; filled while the stream is consumed."""
+
+    text: list[str] = field(default_factory=list)
+    drafts: dict[int, ToolCallDraft] = field(default_factory=dict)
+    finish_reason: str | None = None
+
+    @property
+    def content(self) -> str:
+        return "".join(self.text)
+
+    def tool_calls(self) -> list[ToolCallDraft]:
+        return [self.drafts[index] for index in sorted(self.drafts)]
+
+
+class LLMClient:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        api_key: str,
+        model: str,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        self._http = http
+        self._url = f"{base_url.rstrip('/')}/v1/chat/completions"
+        self._headers = {INTERNAL_AUTH_HEADER: api_key, "Content-Type": "application/json"}
+        self._model = model
+        self._options = options or {}
+
+    async def stream(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], reply: ModelReply
+    ) -> AsyncIterator[str]:
+        """Yield the reply's text deltas; tool calls and the finish reason land in `reply`."""
+        body: dict[str, Any] = {"model": self._model, "messages": messages, "stream": True, **self._options}
+        if tools:
+            body["tools"] = tools
+        finished = False
+        try:
+            async with self._http.post(self._url, data=orjson.dumps(body), headers=self._headers) as response:
+                if response.status != 200:
+                    raise LLMError(await _describe_failure(response))
+                async for event in iter_sse(response.content):
+                    if event.data == "[DONE]":
+                        finished = True
+                        break
+                    chunk = _parse(event.data)
+                    if event.event == "error" or "error" in chunk:
+                        raise LLMError(f"model failed: {_error_message(chunk)}")
+                    for choice in chunk.get("choices") or ():
+                        delta = choice.get("delta") or {}
+                        text = delta.get("content")
+                        if text:
+                            reply.text.append(text)
+                            yield text
+                        if delta.get("tool_calls"):
+                            _accumulate(reply.drafts, delta["tool_calls"])
+                        if choice.get("finish_reason"):
+                            reply.finish_reason = choice["finish_reason"]
+        except TimeoutError as exc:
+            raise LLMError("llm-proxy did not answer in time") from exc
+        except aiohttp.ClientConnectionError as exc:
+            raise LLMError(f"llm-proxy at {self._url} is unreachable: {exc}") from exc
+        except aiohttp.ClientError as exc:
+            raise LLMError(f"llm-proxy request failed: {exc}") from exc
+        except HttpProcessingError as exc:
+            raise LLMError(f"llm-proxy sent an unreadable stream: {exc}") from exc
+        if not finished and reply.finish_reason is None:
+            raise LLMError("the model's stream ended before the reply was complete")
+
+
+def _parse(data: str) -> dict[str, Any]:
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise LLMError(f"llm-proxy sent a malformed chunk: {data[:200]!r}") from exc
+    if not isinstance(chunk, dict):
+        raise LLMError(f"llm-proxy sent a malformed chunk: {data[:200]!r}")
+    return chunk
+
+
+def _accumulate(drafts: dict[int, ToolCallDraft], deltas: list[dict[str, Any]]) -> None:
+    for position, delta in enumerate(deltas):
+        index = delta.get("index", position)
+        draft = drafts.get(index)
+        if draft is None:
+            draft = drafts[index] = ToolCallDraft()
+        if delta.get("id"):
+            draft.id = delta["id"]
+        function = delta.get("function") or {}
+        if function.get("name"):
+            draft.name += function["name"]
+        if function.get("arguments"):
+            draft.arguments.append(function["arguments"])
+
+
+def _error_message(body: Any) -> str:
+    """The message of an `{"error": {"message": ...}}` envelope, or the body itself, shortened."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])[:500]
+    if isinstance(error, str) and error:
+        return error[:500]
+    return str(body)[:500]
+
+
+async def _describe_failure(response: aiohttp.ClientResponse) -> str:
+    raw = await response.read()
+    try:
+        message = _error_message(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        message = raw.decode(errors="replace")[:500] or response.reason or "no body"
+    return f"llm-proxy answered {response.status}: {message}"
+
+
+def client_timeout(connect_s: float, read_s: float) -> aiohttp.ClientTimeout:
+    """No total limit (a long answer may stream for minutes); only silence is an error."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect_s, sock_read=read_s)

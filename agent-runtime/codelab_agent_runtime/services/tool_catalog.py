@@ -1,0 +1,49 @@
+"""The tools offered to the model in a turn: the shared catalog filtered by what the client executes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from codelab_common.protocol.tools import TOOLS, ToolSpec, resolve
+
+
+@dataclass(frozen=True, slots=True)
+class Toolset:
+    """Offered tools in catalog order, whatever order the client listed them in, so the prompt stays byte-stable."""
+
+    specs: tuple[ToolSpec, ...]
+    approval_required: frozenset[str]
+    names: tuple[str, ...] = field(init=False)
+    definitions: list[dict[str, Any]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(spec.name for spec in self.specs))
+        object.__setattr__(self, "definitions", [spec.openai_definition() for spec in self.specs])
+
+    def lookup(self, name: str) -> ToolSpec | None:
+        """The offered tool the model called, by its model or wire name; None if it is not offered."""
+        spec = resolve(name)
+        return spec if spec is not None and spec.name in self.names else None
+
+    def requires_approval(self, spec: ToolSpec) -> bool:
+        return spec.name in self.approval_required or spec.wire in self.approval_required
+
+
+class ToolCatalog:
+    def __init__(self, approval_required: Iterable[str]) -> None:
+        self._approval_required = frozenset(approval_required)
+        self._select = lru_cache(maxsize=64)(self._build)
+
+    def select(self, names: Iterable[str] | None) -> Toolset:
+        """The tools named (model or wire names; unknown names are ignored); None offers all."""
+        if names is None:
+            return self._select(None)
+        wanted = {spec.name for spec in map(resolve, names) if spec is not None}
+        return self._select(frozenset(wanted))
+
+    def _build(self, wanted: frozenset[str] | None) -> Toolset:
+        specs = tuple(spec for spec in TOOLS if wanted is None or spec.name in wanted)
+        return Toolset(specs, self._approval_required)

@@ -1,0 +1,175 @@
+"""What keeps a session sane: step limit, BUSY, stale tool calls, unknown call ids, a failing model."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import orjson
+import pytest
+
+from codelab_common.testing import free_port
+from tests.fixtures.agent_runtime import AgentRuntimeFactory, RunningAgentRuntime
+
+
+def user(content: str) -> dict[str, object]:
+    return {"type": "user_message", "content": content}
+
+
+def result(call_id: str, value: object = "ok") -> dict[str, object]:
+    return {"type": "tool_result", "call_id": call_id, "result": value}
+
+
+@pytest.mark.parametrize("agent_runtime_overrides", [{"max_steps": 2}], indirect=True)
+async def test_step_limit_stops_a_runaway_turn(agent_runtime: RunningAgentRuntime) -> None:
+    for _ in range(2):
+        agent_runtime.upstream.reply_tool_calls(("list_files", {"path": "."}))
+
+    first = await agent_runtime.send("s-limit", user("loop forever"))
+    second = await agent_runtime.send("s-limit", result(first.tool_calls[0]["call_id"]))
+    last = await agent_runtime.send("s-limit", result(second.tool_calls[0]["call_id"]))
+
+    assert len(agent_runtime.upstream.requests) == 2
+    (error,) = last.errors
+    assert error["code"] == "STEP_LIMIT"
+    assert last.frames[-1]["type"] == "assistant_message" and last.frames[-1]["is_final"] is True
+    assert last.done == {"status": "failed", "pending_call_ids": []}
+    _, session = await agent_runtime.session("s-limit")
+    assert session["status"] == "idle"
+    agent_runtime.upstream.reply_text("fresh start")
+    assert (await agent_runtime.send("s-limit", user("again"))).text == "fresh start"
+
+
+async def test_user_message_while_tools_pending_is_busy_and_changes_nothing(agent_runtime: RunningAgentRuntime) -> None:
+    agent_runtime.upstream.reply_tool_calls(("read_file", {"path": "a.py"}))
+    first = await agent_runtime.send("s-busy", user("read a.py"))
+    call_id = first.tool_calls[0]["call_id"]
+    _, before = await agent_runtime.session("s-busy")
+
+    busy = await agent_runtime.send("s-busy", user("never mind"))
+
+    assert [e["code"] for e in busy.errors] == ["BUSY"]
+    assert busy.done == {"status": "failed", "pending_call_ids": [call_id]}
+    _, after = await agent_runtime.session("s-busy")
+    assert after["messages"] == before["messages"] and after["status"] == "awaiting_tool_results"
+    assert len(agent_runtime.upstream.requests) == 1
+    agent_runtime.upstream.reply_text("a.py is empty")
+    assert (await agent_runtime.send("s-busy", result(call_id, ""))).text == "a.py is empty"
+
+
+async def test_second_request_while_a_step_streams_is_busy(agent_runtime: RunningAgentRuntime) -> None:
+    agent_runtime.upstream.reply_text("slow answer " * 5, chunk_delay=0.05)
+    running = asyncio.create_task(agent_runtime.send("s-race", user("take your time")))
+    for _ in range(100):
+        _, session = await agent_runtime.session("s-race")
+        if session.get("status") == "running":
+            break
+        await asyncio.sleep(0.02)
+
+    busy = await agent_runtime.send("s-race", user("hello?"))
+
+    assert [e["code"] for e in busy.errors] == ["BUSY"]
+    assert busy.done is not None and busy.done["status"] == "failed"
+    finished = await running
+    assert finished.text == "slow answer " * 5 and finished.done is not None
+    assert finished.done["status"] == "completed"
+    assert len(agent_runtime.upstream.requests) == 1
+
+
+@pytest.mark.parametrize("agent_runtime_overrides", [{"pending_tool_timeout_s": 0.2}], indirect=True)
+async def test_stale_pending_calls_time_out_and_the_new_message_is_accepted(agent_runtime: RunningAgentRuntime) -> None:
+    agent_runtime.upstream.reply_tool_calls(("run_command", {"command": "ls"}))
+    first = await agent_runtime.send("s-stale", user("list"))
+    call_id = first.tool_calls[0]["call_id"]
+    await asyncio.sleep(0.3)
+    agent_runtime.upstream.reply_text("Hi again.")
+
+    step = await agent_runtime.send("s-stale", user("are you there?"))
+
+    assert step.text == "Hi again." and step.done is not None and step.done["status"] == "completed"
+    tool, new = agent_runtime.upstream.requests[1]["messages"][-2:]
+    assert tool["tool_call_id"] == call_id and "timed out" in orjson.loads(tool["content"])["error"]
+    assert new == {"role": "user", "content": "are you there?"}
+    late = await agent_runtime.send("s-stale", result(call_id))
+    assert [e["code"] for e in late.errors] == ["UNKNOWN_CALL_ID"]
+
+
+async def test_result_for_an_unknown_call_id_is_refused(agent_runtime: RunningAgentRuntime) -> None:
+    agent_runtime.upstream.reply_tool_calls(("read_file", {"path": "a.py"}))
+    first = await agent_runtime.send("s-unknown", user("read"))
+    call_id = first.tool_calls[0]["call_id"]
+
+    wrong = await agent_runtime.send("s-unknown", result("call_nope"))
+    fresh = await agent_runtime.send("s-never-seen", result("call_nope"))
+
+    assert wrong.errors[0]["code"] == "UNKNOWN_CALL_ID" and wrong.errors[0]["call_id"] == "call_nope"
+    assert wrong.done == {"status": "failed", "pending_call_ids": [call_id]}
+    assert fresh.errors[0]["code"] == "UNKNOWN_CALL_ID"
+    assert (await agent_runtime.session("s-never-seen"))[0] == 404
+    agent_runtime.upstream.reply_text("done")
+    assert (await agent_runtime.send("s-unknown", result(call_id))).text == "done"
+
+
+async def test_model_failure_is_llm_error_and_the_next_message_works(agent_runtime: RunningAgentRuntime) -> None:
+    agent_runtime.upstream.reply_error(500, "model crashed")
+
+    failed = await agent_runtime.send("s-llm", user("first"))
+
+    (error,) = failed.errors
+    assert error["code"] == "LLM_ERROR" and "model crashed" in error["content"]
+    assert failed.done == {"status": "failed", "pending_call_ids": []}
+    agent_runtime.upstream.reply_text("Back online.")
+    retry = await agent_runtime.send("s-llm", user("second"))
+    assert retry.text == "Back online."
+    assert [m["content"] for m in agent_runtime.upstream.requests[-1]["messages"][1:]] == ["first", "second"]
+
+
+async def test_model_failure_after_tool_results_keeps_history_consistent(agent_runtime: RunningAgentRuntime) -> None:
+    upstream = agent_runtime.upstream
+    upstream.reply_tool_calls(("read_file", {"path": "a.py"}))
+    upstream.reply_error(503, "overloaded")
+    upstream.reply_text("Now it works.")
+    first = await agent_runtime.send("s-llm-mid", user("read a.py"))
+    call_id = first.tool_calls[0]["call_id"]
+
+    failed = await agent_runtime.send("s-llm-mid", result(call_id, "x = 1"))
+    retry = await agent_runtime.send("s-llm-mid", user("try again"))
+
+    assert failed.errors[0]["code"] == "LLM_ERROR" and failed.done is not None
+    assert failed.done["status"] == "failed"
+    assert retry.text == "Now it works."
+    roles = [m["role"] for m in upstream.requests[-1]["messages"]]
+    assert roles == ["system", "user", "assistant", "tool", "user"]
+
+
+async def test_llm_proxy_unreachable_is_llm_error(agent_runtime_factory: AgentRuntimeFactory) -> None:
+    async with agent_runtime_factory(llm_proxy_url=f"http://127.0.0.1:{free_port()}") as agent_runtime:
+        step = await agent_runtime.send("s-down", user("hello"))
+        status, session = await agent_runtime.session("s-down")
+
+    assert step.errors[0]["code"] == "LLM_ERROR" and "unreachable" in step.errors[0]["content"]
+    assert step.done == {"status": "failed", "pending_call_ids": []}
+    assert status == 200 and session["messages"] == [{"role": "user", "content": "hello"}]
+    assert session["status"] == "idle"
+
+
+async def test_caller_hanging_up_mid_answer_frees_the_session(agent_runtime: RunningAgentRuntime) -> None:
+    agent_runtime.upstream.reply_text("a long answer nobody reads " * 20, chunk_delay=0.02)
+    body = orjson.dumps({"session_id": "s-hangup", "message": user("talk")})
+    async with aiohttp.ClientSession() as http:
+        response = await http.post(
+            f"{agent_runtime.url}/agent/message/stream", data=body, headers=agent_runtime.headers
+        )
+        assert (await response.content.readline()) == b"event: message\n"
+        response.close()
+
+    agent_runtime.upstream.reply_text("I am here.")
+    for _ in range(50):
+        step = await agent_runtime.send("s-hangup", user("still there?"))
+        if not step.errors:
+            break
+        await asyncio.sleep(0.05)
+
+    assert step.text == "I am here."
+    messages = agent_runtime.upstream.requests[-1]["messages"]
+    assert [m["role"] for m in messages] == ["system", "user", "user"]

@@ -1,0 +1,124 @@
+"""The HTTP surface: authentication, the error envelope of bad bodies, the session view, and persistence."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import aiohttp
+
+from tests.fixtures.agent_runtime import AgentRuntimeFactory, RunningAgentRuntime
+
+PROTECTED = [("POST", "/agent/message/stream"), ("GET", "/agent/sessions/s-1")]
+
+
+async def test_protected_endpoints_need_the_internal_key(agent_runtime: RunningAgentRuntime) -> None:
+    body = {"session_id": "s-1", "message": {"type": "user_message", "content": "hi"}}
+    async with aiohttp.ClientSession() as http:
+        for method, path in PROTECTED:
+            for headers in ({}, {"X-Internal-Auth": "wrong-key"}, {"Authorization": f"Bearer {agent_runtime.api_key}"}):
+                async with http.request(method, agent_runtime.url + path, json=body, headers=headers) as response:
+                    payload = await response.json()
+                assert response.status == 401, (method, path, headers)
+                assert payload["error"]["code"] == "UNAUTHORIZED"
+
+    assert agent_runtime.upstream.requests == []
+
+
+async def test_health_is_open(agent_runtime: RunningAgentRuntime) -> None:
+    async with aiohttp.ClientSession() as http, http.get(f"{agent_runtime.url}/health") as response:
+        assert response.status == 200
+        assert (await response.json()) == {"status": "ok", "service": "agent-runtime"}
+
+
+BAD_BODIES = [
+    (b"{not json", "INVALID_FORMAT"),
+    (b"", "INVALID_FORMAT"),
+    (b'{"session_id": "s-1"}', "INVALID_FORMAT"),
+    (b'{"session_id": "s-1", "message": {"type": "switch_agent", "content": "x"}}', "INVALID_FORMAT"),
+    (b'{"session_id": "s-1", "message": {"type": "user_message", "content": ""}}', "INVALID_FORMAT"),
+    (b'{"session_id": "s-1", "message": {"type": "tool_result", "result": "x"}}', "INVALID_FORMAT"),
+    (b'{"session_id": "s-1", "message": {"type": "user_message", "content": "hi"}, "tools": "all"}', "INVALID_FORMAT"),
+    (b'{"session_id": "bad id!", "message": {"type": "user_message", "content": "hi"}}', "INVALID_SESSION"),
+    (b'{"session_id": "", "type": "user_message", "content": "hi"}', "INVALID_SESSION"),
+]
+
+
+async def test_bad_bodies_get_400_in_the_error_envelope(agent_runtime: RunningAgentRuntime) -> None:
+    for body, code in BAD_BODIES:
+        step = await agent_runtime.step(body)
+
+        assert step.status == 400, body
+        assert set(step.body) == {"error"}
+        assert step.body["error"]["code"] == code, body
+        assert step.body["error"]["type"] == "invalid_request_error"
+        assert step.body["error"]["message"]
+    assert agent_runtime.upstream.requests == []
+
+
+async def test_unknown_session_is_404_invalid_session(agent_runtime: RunningAgentRuntime) -> None:
+    status, body = await agent_runtime.session("s-missing")
+
+    assert status == 404
+    assert body["error"]["code"] == "INVALID_SESSION"
+
+
+async def test_unknown_route_answers_in_the_envelope(agent_runtime: RunningAgentRuntime) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{agent_runtime.url}/agent/nope", headers=agent_runtime.headers) as response,
+    ):
+        assert response.status == 404
+        assert (await response.json())["error"]["code"] == "NOT_FOUND"
+
+
+async def test_session_view_shows_history_and_pending_calls(agent_runtime: RunningAgentRuntime) -> None:
+    agent_runtime.upstream.reply_tool_calls(("git_diff", {"path": "src"}))
+    step = await agent_runtime.send("s-view", {"type": "user_message", "content": "what changed?", "message_id": "m1"})
+
+    status, view = await agent_runtime.session("s-view")
+
+    assert status == 200
+    assert view["status"] == "awaiting_tool_results"
+    assert view["turn_message_id"] == "m1" and view["step_count"] == 1
+    assert view["messages"][0] == {"role": "user", "content": "what changed?"}
+    (pending,) = view["pending_calls"]
+    assert pending["call_id"] == step.tool_calls[0]["call_id"]
+    assert (pending["tool_name"], pending["arguments"], pending["has_result"]) == ("git.diff", {"path": "src"}, False)
+
+
+async def test_history_and_pending_calls_survive_a_restart(agent_runtime_factory: AgentRuntimeFactory) -> None:
+    async with agent_runtime_factory() as first:
+        first.upstream.reply_text("Hi, I am CodeLab.")
+        first.upstream.reply_tool_calls(("read_file", {"path": "README.md"}))
+        await first.send("s-restart", {"type": "user_message", "content": "hello"})
+        asked = await first.send("s-restart", {"type": "user_message", "content": "read the readme"})
+        call_id = asked.tool_calls[0]["call_id"]
+
+    async with agent_runtime_factory() as second:
+        second.upstream.reply_text("The readme says hi.")
+        step = await second.send("s-restart", {"type": "tool_result", "call_id": call_id, "result": "hi"})
+
+        assert step.text == "The readme says hi."
+        messages = second.upstream.requests[-1]["messages"]
+        assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "tool"]
+        assert messages[2] == {"role": "assistant", "content": "Hi, I am CodeLab."}
+        _, view = await second.session("s-restart")
+        assert view["status"] == "idle"
+        assert view["messages"][-1] == {"role": "assistant", "content": "The readme says hi."}
+
+
+def _drop_sessions_table(database: str) -> None:
+    with sqlite3.connect(database) as connection:
+        connection.execute("DROP TABLE agent_sessions")
+
+
+async def test_a_broken_database_is_reported_in_band(agent_runtime: RunningAgentRuntime) -> None:
+    database = agent_runtime.settings.database_url.removeprefix("sqlite+aiosqlite:///")
+    await asyncio.to_thread(_drop_sessions_table, database)
+
+    step = await agent_runtime.send("s-db", {"type": "user_message", "content": "hi"})
+
+    assert step.status == 200
+    assert [e["code"] for e in step.errors] == ["INTERNAL"]
+    assert step.done == {"status": "failed", "pending_call_ids": []}
