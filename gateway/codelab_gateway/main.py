@@ -1,0 +1,50 @@
+"""The gateway app: client WebSockets in front of agent-runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from codelab_common.auth import InternalAuthMiddleware
+from codelab_common.health import health_router
+from codelab_common.http_errors import install_error_handlers
+from codelab_gateway.api import internal, ws
+from codelab_gateway.core.config import Settings
+from codelab_gateway.services.agent_client import AgentClient
+from codelab_gateway.services.metrics import GatewayMetrics
+from codelab_gateway.services.session_hub import SessionHub
+
+SERVICE = "gateway"
+OPEN_PREFIXES = ("/ws/", "/api/v1/ws/")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()  # type: ignore[call-arg]  # keys come from the environment
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        http = AgentClient.create_http_session(settings)
+        hub = SessionHub(settings, AgentClient(http, settings), GatewayMetrics())
+        app.state.hub = hub
+        hub.start()
+        try:
+            yield
+        finally:
+            await hub.close()
+            await http.close()
+
+    app = FastAPI(title="CodeLab gateway", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.add_middleware(
+        InternalAuthMiddleware,
+        api_key=settings.internal_api_key.get_secret_value(),
+        open_paths=("/health",),
+        open_prefixes=OPEN_PREFIXES,
+    )
+    install_error_handlers(app)
+    app.include_router(health_router(SERVICE))
+    app.include_router(ws.router)
+    app.include_router(internal.router)
+    return app

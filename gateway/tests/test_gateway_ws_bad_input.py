@@ -1,0 +1,29 @@
+"""Every malformed client frame gets INVALID_FORMAT with a reason, and the same connection keeps working."""
+
+from tests.fixtures.gateway import RunningGateway
+
+BAD_FRAMES: list[tuple[str, str | bytes, str]] = [
+    ("bad json", '{"type": "user_message", "content": ', "not valid JSON"),
+    ("array", '[{"type": "user_message", "content": "hi"}]', "must be a JSON object, got an array"),
+    ("missing type", '{"content": "hi"}', "no 'type'"),
+    ("unknown type", '{"type": "plan_approve", "content": "hi"}', "unknown frame type 'plan_approve'"),
+    ("tool_result without call_id", '{"type": "tool_result", "result": {"ok": true}}', "call_id: Field required"),
+    ("empty content", '{"type": "user_message", "content": ""}', "content: String should have at least 1"),
+    ("binary frame", b'{"type": "user_message", "content": "hi"}', "binary frames are not supported"),
+    ("oversized frame", '{"type": "user_message", "content": "' + "x" * 1_100_000 + '"}', "the limit is 1048576"),
+]
+
+
+async def test_bad_frames_are_explained_and_the_connection_stays_usable(gateway: RunningGateway) -> None:
+    gateway.upstream.reply_text("still here")
+    async with gateway.connect("bad-input") as client:
+        for case, frame, reason in BAD_FRAMES:
+            await client.send(frame)
+            error = await client.recv()
+            assert (error["type"], error["code"]) == ("error", "INVALID_FORMAT"), case
+            assert reason in error["content"] and error["error"] == error["content"], case
+        await client.say("are you there?")
+        frames = await client.turn()
+    assert frames[0]["type"] == "ack"
+    assert "".join(f["content"] for f in frames[1:]) == "still here"
+    assert len(gateway.upstream.requests) == 1

@@ -1,0 +1,89 @@
+"""The IDE's `/api/v1/ws/` path: whole messages, no ACKs, IDE tools only, and the IDE's real frames accepted."""
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from codelab_common.protocol import IDE_TOOLS
+from tests.fixtures.gateway import RunningGateway
+
+IDE_FRAMES: dict[str, dict[str, Any]] = orjson.loads(
+    (Path(__file__).resolve().parents[3] / "shared" / "ide-frames" / "ide-frames.json").read_bytes()
+)
+
+
+def _ide_frame(name: str, **changes: Any) -> dict[str, Any]:
+    frame = dict(IDE_FRAMES[name])
+    frame.update(changes)
+    return frame
+
+
+async def test_plain_answer_is_one_whole_message_and_no_ack(gateway: RunningGateway) -> None:
+    gateway.upstream.reply_text("The file prints a greeting and exits.")
+    async with gateway.connect("ide-plain", ide=True) as client:
+        await client.send(IDE_FRAMES["user_message"])
+        first = await client.recv()
+        await client.silent(0.4)
+    assert first["type"] == "assistant_message"
+    assert first["is_final"] is True
+    assert first["content"] == first["token"] == "The file prints a greeting and exits."
+    assert first["message_id"]
+
+
+async def test_text_before_a_tool_call_arrives_whole_before_it(gateway: RunningGateway) -> None:
+    gateway.upstream.reply_tool_calls(("read_file", {"path": "main.py"}), text="Let me open main.py first.")
+    gateway.upstream.reply_text("It prints hi.")
+    async with gateway.connect("ide-tools", ide=True) as client:
+        await client.send(IDE_FRAMES["user_message"])
+        message, call = await client.recv(), await client.recv()
+        assert message == {
+            "type": "assistant_message",
+            "message_id": message["message_id"],
+            "content": "Let me open main.py first.",
+            "token": "Let me open main.py first.",
+            "is_final": True,
+        }
+        assert call["type"] == "tool_call" and call["tool_name"] == "read_file"
+        assert call["arguments"] == {"path": "main.py"} and call["requires_approval"] is False
+        await client.send(_ide_frame("tool_result_ok_read_file", call_id=call["call_id"]))
+        answer = await client.recv()
+        await client.silent(0.3)
+    assert (answer["content"], answer["is_final"]) == ("It prints hi.", True)
+    offered = sorted(tool["function"]["name"] for tool in gateway.upstream.requests[-1]["tools"])
+    assert offered == sorted(IDE_TOOLS)
+
+
+async def test_the_ides_real_tool_results_all_reach_the_model(gateway: RunningGateway) -> None:
+    """Every tool_result shape the IDE sends (15 keys, nulls, object results, errors, a rejection) is accepted."""
+    names = [name for name, frame in IDE_FRAMES.items() if isinstance(frame, dict) and frame["type"] == "tool_result"]
+    gateway.upstream.reply_tool_calls(*[("list_files", {"path": f"dir{n}"}) for n in range(len(names))])
+    gateway.upstream.reply_text("All results read.")
+    async with gateway.connect("ide-frames", ide=True) as client:
+        await client.send(IDE_FRAMES["switch_agent"])
+        await client.send(IDE_FRAMES["user_message"])
+        calls = [await client.recv() for _ in names]
+        assert [c["type"] for c in calls] == ["tool_call"] * len(names)
+        for name, call in zip(names, calls, strict=True):
+            await client.send(_ide_frame(name, call_id=call["call_id"]))
+        answer = await client.recv()
+        await client.silent(0.3)
+    assert (answer["type"], answer["content"]) == ("assistant_message", "All results read.")
+    tool_messages = [m["content"] for m in gateway.upstream.requests[-1]["messages"] if m["role"] == "tool"]
+    assert len(tool_messages) == len(names)
+    expected = ["lines_read", "bytes_written", "lib/main.dart", "On branch main", "file_not_found"]
+    expected += ["Операция отклонена: write_file", "Unsupported tool: apply_patch"]
+    for content, snippet in zip(tool_messages, expected, strict=True):
+        assert snippet in content
+
+
+async def test_ide_path_sends_only_frame_types_the_ide_knows_on_errors(gateway: RunningGateway) -> None:
+    gateway.upstream.reply_error(500, "the model crashed")
+    async with gateway.connect("ide-error", ide=True) as client:
+        await client.send(IDE_FRAMES["user_message"])
+        error = await client.recv()
+        await client.send({"type": "user_message"})
+        invalid = await client.recv()
+        await client.silent(0.3)
+    assert error["type"] == "error" and error["code"] == "LLM_ERROR" and error["content"]
+    assert invalid["type"] == "error" and invalid["code"] == "INVALID_FORMAT"
