@@ -22,8 +22,8 @@ def result(call_id: str, value: object = "ok") -> dict[str, object]:
 
 @pytest.mark.parametrize("agent_runtime_overrides", [{"max_steps": 2}], indirect=True)
 async def test_step_limit_stops_a_runaway_turn(agent_runtime: RunningAgentRuntime) -> None:
-    for _ in range(2):
-        agent_runtime.upstream.reply_tool_calls(("list_files", {"path": "."}))
+    for folder in (".", "src"):
+        agent_runtime.upstream.reply_tool_calls(("list_files", {"path": folder}))
 
     first = await agent_runtime.send("s-limit", user("loop forever"))
     second = await agent_runtime.send("s-limit", result(first.tool_calls[0]["call_id"]))

@@ -63,12 +63,19 @@ class LLMClient:
         self._options = options or {}
 
     async def stream(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], reply: ModelReply
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        reply: ModelReply,
+        *,
+        tool_choice: str | None = None,
     ) -> AsyncIterator[str]:
         """Yield the reply's text deltas; tool calls and the finish reason land in `reply`."""
         body: dict[str, Any] = {"model": self._model, "messages": messages, "stream": True, **self._options}
         if tools:
             body["tools"] = tools
+            if tool_choice:
+                body["tool_choice"] = tool_choice
         finished = False
         try:
             async with self._http.post(self._url, data=orjson.dumps(body), headers=self._headers) as response:

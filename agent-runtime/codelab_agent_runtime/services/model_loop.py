@@ -36,6 +36,7 @@ class ModelLoop:
     async def advance(self, state: SessionState, toolset: Toolset) -> AsyncIterator[bytes]:
         """Call the model until it asks the client for tools or answers; yields SSE events, `done` last."""
         message_id = state.turn_message_id or new_id("msg")
+        answer_only = False
         while True:
             if state.step_count >= self._settings.max_steps:
                 async for event in self._stop_at_step_limit(state, message_id):
@@ -46,7 +47,8 @@ class ModelLoop:
             started = time.perf_counter()
             messages = build_messages(system_prompt(toolset.names), state.messages, self._settings.context_max_chars)
             try:
-                async for token in self._llm.stream(messages, toolset.definitions, reply):
+                tool_choice = "none" if answer_only else None
+                async for token in self._llm.stream(messages, toolset.definitions, reply, tool_choice=tool_choice):
                     yield sse_frames.delta_event(message_id, token)
             except LLMError as exc:
                 log.warning("model_call_failed", session_id=state.session_id, step=state.step_count, error=str(exc))
@@ -54,7 +56,7 @@ class ModelLoop:
                 yield sse_frames.error_event(ErrorCode.LLM_ERROR, f"The model failed: {exc}", message_id=message_id)
                 yield sse_frames.done_event(StepStatus.FAILED)
                 return
-            drafts = reply.tool_calls()
+            drafts = [] if answer_only else reply.tool_calls()
             log.info(
                 "model_call",
                 session_id=state.session_id,
@@ -69,6 +71,10 @@ class ModelLoop:
                 yield sse_frames.final_event(message_id)
                 yield sse_frames.done_event(StepStatus.COMPLETED)
                 return
+            if _all_repeated(drafts, state.messages):
+                log.info("repeated_tool_calls", session_id=state.session_id, step=state.step_count)
+                answer_only = True
+                continue
             taken = {m["tool_call_id"] for m in state.messages if m.get("role") == "tool"}
             calls = self._triage(drafts, toolset, taken)
             state.messages.append(_assistant_with_calls(reply.content, calls))
@@ -121,6 +127,28 @@ class ModelLoop:
                 continue
             calls.append(PendingCall(call_id=call_id, name=spec.name, wire_name=spec.wire, arguments=arguments))
         return calls
+
+
+def _all_repeated(drafts: list[ToolCallDraft], messages: list[dict[str, Any]]) -> bool:
+    """Whether every call of a reply was already made, with the same arguments, earlier in this turn.
+
+    Small models tend to call the same tool again instead of answering from its result; the loop then asks the
+    model for an answer without tools rather than running the same call until the step limit.
+    """
+    earlier: set[tuple[str, str]] = set()
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            break
+        for call in message.get("tool_calls") or ():
+            earlier.add((call["function"]["name"], _canonical(call["function"]["arguments"])))
+    return bool(drafts) and all((d.name, _canonical("".join(d.arguments))) in earlier for d in drafts)
+
+
+def _canonical(arguments: str) -> str:
+    try:
+        return orjson.dumps(orjson.loads(arguments or "{}"), option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONDecodeError:
+        return arguments
 
 
 def _rejected(call_id: str, name: str, error: str) -> PendingCall:
