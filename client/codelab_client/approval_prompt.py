@@ -1,0 +1,93 @@
+"""Asking the human before a call that requires approval: show what it would do, then yes / no / always."""
+
+from __future__ import annotations
+
+import difflib
+
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.syntax import Syntax
+
+from codelab_client.approvals import Decision
+from codelab_client.render import short_arguments
+from codelab_client.terminal_input import read_line
+from codelab_client.tools import ToolError, Workspace
+from codelab_common.protocol import ToolCall
+
+PREVIEW_LINES = 40
+
+
+class ConsoleApprover:
+    """Approver for `codelab chat`. "always" approves every later call of the same tool in this chat."""
+
+    def __init__(self, console: Console, workspace: Workspace | None = None) -> None:
+        self.console = console
+        self.workspace = workspace
+        """When given, a write_file over an existing file is shown as a diff against it."""
+        self.always: set[str] = set()
+
+    async def __call__(self, call: ToolCall) -> Decision:
+        if call.tool_name in self.always:
+            return Decision(True)
+        self.console.print(self._preview(call))
+        while True:
+            answer = await read_line(
+                lambda: self.console.input(
+                    f"Allow [bold]{escape(call.tool_name)}[/]? [green]y[/]es / [red]n[/]o / [cyan]a[/]lways: "
+                )
+            )
+            choice = (answer or "n").strip().lower()
+            if choice in ("y", "yes"):
+                return Decision(True)
+            if choice in ("a", "always"):
+                self.always.add(call.tool_name)
+                return Decision(True)
+            if choice in ("n", "no"):
+                reason = await read_line(lambda: self.console.input("Reason (sent to the model): "))
+                return Decision(False, (reason or "").strip() or "the user declined")
+
+    def _preview(self, call: ToolCall) -> Panel:
+        args = call.arguments
+        title = f"{call.tool_name} wants approval"
+        if call.tool_name == "write_file" and isinstance(args.get("content"), str):
+            path = str(args.get("path", ""))
+            current = self._current_text(path)
+            if current is not None:
+                diff = difflib.unified_diff(
+                    current.splitlines(keepends=True),
+                    args["content"].splitlines(keepends=True),
+                    f"a/{path}",
+                    f"b/{path}",
+                )
+                body = Syntax(_head("".join(diff) or "(no change)"), "diff")
+                return Panel(body, title=f"{title}: overwrite {escape(path)}", border_style="yellow")
+            body = Syntax(
+                _head(args["content"]), Syntax.guess_lexer(path, args["content"]), line_numbers=True, word_wrap=True
+            )
+            return Panel(body, title=f"{title}: write {escape(path)}", border_style="yellow")
+        if call.tool_name == "apply_patch" and isinstance(args.get("patch"), str):
+            return Panel(Syntax(_head(args["patch"]), "diff"), title=title, border_style="yellow")
+        if call.tool_name == "run_command" and isinstance(args.get("command"), str):
+            return Panel(Syntax(args["command"], "bash"), title=f"{title}: run in the workspace", border_style="yellow")
+        return Panel(escape(short_arguments(args)), title=title, border_style="yellow")
+
+    def _current_text(self, path: str) -> str | None:
+        """The file's text when it exists inside the workspace (a refused path is the tool's to report)."""
+        if self.workspace is None:
+            return None
+        try:
+            target = self.workspace.resolve(path)
+            return target.read_text(errors="replace") if target.is_file() else None
+        except (ToolError, OSError):
+            return None
+
+
+def _head(text: str) -> str:
+    lines = text.splitlines()
+    if len(lines) <= PREVIEW_LINES:
+        return text
+    return "\n".join(lines[:PREVIEW_LINES]) + f"\n… {len(lines) - PREVIEW_LINES} more lines"
+
+
+__all__ = ["ConsoleApprover"]

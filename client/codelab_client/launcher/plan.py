@@ -1,0 +1,138 @@
+"""What `codelab up` starts: one command line and environment per service, wired to each other.
+
+Each internal key is generated fresh per run and handed to the service that checks it and to the one that calls
+it (LLM_PROXY__INTERNAL_API_KEY = AGENT_RUNTIME__LLM_PROXY_API_KEY, and so on); keys live only in the children's
+environments, never in a file or a log line.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOCAL_MODELS = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+LOCAL_MODEL_CONTEXT = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    gateway: int = 8000
+    agent_runtime: int = 8001
+    llm_proxy: int = 8002
+    model: int = 8003
+
+
+@dataclass(frozen=True, slots=True)
+class UpOptions:
+    model: str = LOCAL_MODELS[0]
+    start_model: bool = True
+    data_dir: Path = Path("data")
+    ports: Ports = field(default_factory=Ports)
+    models_file: Path | None = None
+    """An llm-proxy models file (LLM_PROXY__MODELS_FILE); without it llm-proxy serves the local model."""
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    """Added to the launcher's own environment (which the child inherits)."""
+    port: int
+    health_url: str
+    ready_line: str | None = None
+    """A line prefix on the child's output that also means ready (the local model prints `ready http://...`)."""
+
+
+def _key() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def plan_services(options: UpOptions) -> list[ServiceSpec]:
+    """The services: the local model (unless disabled), llm-proxy, agent-runtime, gateway (stopped in reverse)."""
+    host, ports = options.host, options.ports
+    python = [sys.executable, "-m"]
+    proxy_key, agent_key, gateway_key = _key(), _key(), _key()
+    database = (options.data_dir.resolve() / "agent-runtime.db").as_posix()
+    common = {"PYTHONUNBUFFERED": "1"}
+    specs: list[ServiceSpec] = []
+    if options.start_model:
+        specs.append(
+            ServiceSpec(
+                "local-model",
+                [
+                    *python,
+                    "codelab_local_model",
+                    "--model",
+                    options.model,
+                    "--host",
+                    host,
+                    "--port",
+                    str(ports.model),
+                    "--ctx-size",
+                    str(LOCAL_MODEL_CONTEXT),
+                ],
+                dict(common),
+                ports.model,
+                f"http://{host}:{ports.model}/health",
+                ready_line="ready http",
+            )
+        )
+    proxy_env = {
+        **common,
+        "LLM_PROXY__INTERNAL_API_KEY": proxy_key,
+        "LLM_PROXY__HOST": host,
+        "LLM_PROXY__PORT": str(ports.llm_proxy),
+        "LLM_PROXY__LOCAL_MODEL": options.model,
+        "LLM_PROXY__LOCAL_MODEL_URL": f"http://{host}:{ports.model}/v1",
+        "LLM_PROXY__LOCAL_MODEL_CONTEXT_WINDOW": str(LOCAL_MODEL_CONTEXT),
+    }
+    if options.models_file is not None:
+        proxy_env["LLM_PROXY__MODELS_FILE"] = str(options.models_file.resolve())
+    specs.append(
+        ServiceSpec(
+            "llm-proxy",
+            [*python, "codelab_llm_proxy"],
+            proxy_env,
+            ports.llm_proxy,
+            f"http://{host}:{ports.llm_proxy}/health",
+        )
+    )
+    specs.append(
+        ServiceSpec(
+            "agent-runtime",
+            [*python, "codelab_agent_runtime"],
+            {
+                **common,
+                "AGENT_RUNTIME__INTERNAL_API_KEY": agent_key,
+                "AGENT_RUNTIME__HOST": host,
+                "AGENT_RUNTIME__PORT": str(ports.agent_runtime),
+                "AGENT_RUNTIME__LLM_PROXY_URL": f"http://{host}:{ports.llm_proxy}",
+                "AGENT_RUNTIME__LLM_PROXY_API_KEY": proxy_key,
+                "AGENT_RUNTIME__MODEL": options.model,
+                "AGENT_RUNTIME__DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+            },
+            ports.agent_runtime,
+            f"http://{host}:{ports.agent_runtime}/health",
+        )
+    )
+    specs.append(
+        ServiceSpec(
+            "gateway",
+            [*python, "codelab_gateway"],
+            {
+                **common,
+                "GATEWAY__INTERNAL_API_KEY": gateway_key,
+                "GATEWAY__HOST": host,
+                "GATEWAY__PORT": str(ports.gateway),
+                "GATEWAY__AGENT_RUNTIME_URL": f"http://{host}:{ports.agent_runtime}",
+                "GATEWAY__AGENT_RUNTIME_API_KEY": agent_key,
+            },
+            ports.gateway,
+            f"http://{host}:{ports.gateway}/health",
+        )
+    )
+    return specs

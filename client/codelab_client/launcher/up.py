@@ -1,0 +1,48 @@
+"""`codelab up`: check the ports, start the services, report, and stop them all on Ctrl-C / SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+
+from codelab_client.launcher.plan import UpOptions, plan_services
+from codelab_client.launcher.supervisor import StartupError, Supervisor
+
+START_TIMEOUT_S = 600.0
+"""The first start of the local model joins and hashes its weights, which takes minutes on a slow disk."""
+
+
+def run_up(options: UpOptions, *, say: Callable[[str], None], warn: Callable[[str], None], start_timeout: float) -> int:
+    """Exit status: 0 after a requested stop, 1 when a service failed to start or died."""
+    specs = plan_services(options)
+    log_dir = options.data_dir / "logs"
+    supervisor = Supervisor(specs, log_dir, report=say, host=options.host)
+    previous = {sig: signal.signal(sig, supervisor.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        supervisor.check_ports()
+        say(f"starting {', '.join(spec.name for spec in specs)}; logs in {log_dir.resolve()}/<service>.log")
+        if not options.start_model and options.models_file is None:
+            warn(
+                f"--no-model: llm-proxy expects a model server at http://{options.host}:{options.ports.model}/v1 "
+                "(or pass --models-file)"
+            )
+        supervisor.start_all(start_timeout)
+        gateway = options.ports.gateway
+        say(f"gateway listening on ws://{options.host}:{gateway} (IDE: ws://{options.host}:{gateway}/api/v1/ws/<id>)")
+        say(f"chat with: codelab chat --workspace . --url ws://{options.host}:{gateway}")
+        say("press Ctrl-C to stop everything")
+        died = supervisor.watch()
+        if died is not None:
+            warn(f"{died.spec.name} exited with status {died.process.returncode}; see {died.log_path}")
+            return 1
+        return 0
+    except StartupError as exc:
+        warn(str(exc))
+        return 1
+    finally:
+        if supervisor.children:
+            say("stopping services...")
+            supervisor.stop_all()
+            say("all services stopped")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

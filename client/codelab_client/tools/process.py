@@ -1,0 +1,127 @@
+"""Running a child process with a time limit and bounded output capture.
+
+The child gets its own session (process group), so a timeout or a cancelled tool call stops the command and
+everything it started, not just the shell. Output beyond the cap is read and dropped, so the child never blocks
+on a full pipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+KILL_GRACE_S = 2.0
+"""How long a stopped command gets between SIGTERM and SIGKILL."""
+PIPE_GRACE_S = 1.0
+"""How long output is still read after the command ended, before background children holding it are killed."""
+
+QUIET_ENV = {"PAGER": "cat", "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0"}
+"""Keeps commands from waiting on a pager or a password prompt nobody can answer."""
+
+
+@dataclass(slots=True)
+class Captured:
+    data: bytearray
+    truncated: bool = False
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
+
+
+@dataclass(slots=True)
+class ProcessResult:
+    exit_code: int
+    stdout: Captured
+    stderr: Captured
+    duration_ms: int
+    timed_out: bool
+
+
+async def run_process(
+    command: str | list[str], *, cwd: Path, timeout: float, max_output: int, shell: bool = False
+) -> ProcessResult:
+    started = time.monotonic()
+    env = {**os.environ, **QUIET_ENV}
+    common = {
+        "cwd": cwd,
+        "stdin": asyncio.subprocess.DEVNULL,
+        "stdout": asyncio.subprocess.PIPE,
+        "stderr": asyncio.subprocess.PIPE,
+        "start_new_session": True,
+        "env": env,
+    }
+    if shell:
+        assert isinstance(command, str)
+        proc = await asyncio.create_subprocess_shell(command, **common)  # type: ignore[arg-type]
+    else:
+        assert isinstance(command, list)
+        proc = await asyncio.create_subprocess_exec(*command, **common)  # type: ignore[arg-type]
+    out, err = Captured(bytearray()), Captured(bytearray())
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = [
+        asyncio.create_task(_drain(proc.stdout, out, max_output)),
+        asyncio.create_task(_drain(proc.stderr, err, max_output)),
+    ]
+    timed_out = False
+    try:
+        if not await _exited(proc, timeout):
+            timed_out = True
+            await _stop(proc)
+        _, still_open = await asyncio.wait(readers, timeout=PIPE_GRACE_S)
+        if still_open:
+            _signal_group(proc.pid, signal.SIGKILL)
+            await asyncio.wait(readers, timeout=PIPE_GRACE_S)
+    finally:
+        if proc.returncode is None:
+            await _stop(proc)
+        for reader in readers:
+            reader.cancel()
+    return ProcessResult(
+        exit_code=proc.returncode if proc.returncode is not None else -signal.SIGKILL,
+        stdout=out,
+        stderr=err,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        timed_out=timed_out,
+    )
+
+
+async def _drain(stream: asyncio.StreamReader, sink: Captured, cap: int) -> None:
+    while chunk := await stream.read(64 * 1024):
+        room = cap - len(sink.data)
+        if room > 0:
+            sink.data += chunk[:room]
+        if len(chunk) > max(room, 0):
+            sink.truncated = True
+
+
+async def _exited(proc: asyncio.subprocess.Process, timeout: float) -> bool:
+    """Whether the process ends within `timeout`.
+
+    Polls `returncode` because `Process.wait()` also waits for the pipes to close, which a background child
+    (`server &`) can hold open long after the command itself finished.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while proc.returncode is None:
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return True
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    _signal_group(proc.pid, signal.SIGTERM)
+    if not await _exited(proc, KILL_GRACE_S):
+        _signal_group(proc.pid, signal.SIGKILL)
+        await _exited(proc, KILL_GRACE_S)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)

@@ -1,0 +1,50 @@
+"""`codelab up`'s plan (keys and names wired between services) and its fail-fast port check."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from codelab_client.launcher import Ports, UpOptions, plan_services
+from codelab_client.launcher.up import run_up
+from codelab_common.testing import free_port
+
+
+def test_keys_are_fresh_and_wired_between_caller_and_callee(tmp_path: Path) -> None:
+    options = UpOptions(model="qwen2.5-coder-1.5b", data_dir=tmp_path)
+    specs = {spec.name: spec for spec in plan_services(options)}
+    assert list(specs) == ["local-model", "llm-proxy", "agent-runtime", "gateway"]
+    proxy, agent, gateway = specs["llm-proxy"].env, specs["agent-runtime"].env, specs["gateway"].env
+    assert proxy["LLM_PROXY__INTERNAL_API_KEY"] == agent["AGENT_RUNTIME__LLM_PROXY_API_KEY"]
+    assert agent["AGENT_RUNTIME__INTERNAL_API_KEY"] == gateway["GATEWAY__AGENT_RUNTIME_API_KEY"]
+    keys = {proxy["LLM_PROXY__INTERNAL_API_KEY"], agent["AGENT_RUNTIME__INTERNAL_API_KEY"]}
+    keys.add(gateway["GATEWAY__INTERNAL_API_KEY"])
+    assert len(keys) == 3 and all(len(key) >= 32 for key in keys)
+    again = {spec.name: spec for spec in plan_services(options)}
+    assert again["llm-proxy"].env["LLM_PROXY__INTERNAL_API_KEY"] not in keys
+    assert proxy["LLM_PROXY__LOCAL_MODEL"] == agent["AGENT_RUNTIME__MODEL"] == "qwen2.5-coder-1.5b"
+    assert "--model" in specs["local-model"].argv and "qwen2.5-coder-1.5b" in specs["local-model"].argv
+    assert agent["AGENT_RUNTIME__DATABASE_URL"] == f"sqlite+aiosqlite:///{tmp_path.resolve()}/agent-runtime.db"
+    assert gateway["GATEWAY__AGENT_RUNTIME_URL"] == "http://127.0.0.1:8001"
+
+
+def test_no_model_leaves_the_model_server_out(tmp_path: Path) -> None:
+    models_file = tmp_path / "models.yaml"
+    specs = plan_services(UpOptions(start_model=False, data_dir=tmp_path, models_file=models_file))
+    assert [spec.name for spec in specs] == ["llm-proxy", "agent-runtime", "gateway"]
+    assert specs[0].env["LLM_PROXY__MODELS_FILE"] == str(models_file.resolve())
+
+
+def test_a_taken_port_fails_fast_and_starts_nothing(tmp_path: Path) -> None:
+    said: list[str] = []
+    warned: list[str] = []
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        ports = Ports(gateway=free_port(), agent_runtime=taken, llm_proxy=free_port(), model=free_port())
+        options = UpOptions(start_model=False, data_dir=tmp_path / "data", ports=ports)
+        code = run_up(options, say=said.append, warn=warned.append, start_timeout=5)
+    assert code == 1
+    assert len(warned) == 1 and f"agent-runtime port {taken}" in warned[0]
+    assert not (tmp_path / "data" / "logs").exists()

@@ -1,0 +1,160 @@
+"""The full system as real processes, the terminal client doing the IDE's part, the model scripted.
+
+`codelab up --no-model --models-file` starts llm-proxy, agent-runtime and gateway; llm-proxy's one model is a
+FakeOpenAI served by this test, scripted to read a file, write it (approved by the client), run it, and answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from codelab_client.approvals import Decision
+from codelab_client.session import AgentSession
+from codelab_client.tools import ToolExecutor
+from codelab_common.protocol import ToolCall
+from codelab_common.testing import FakeOpenAI, serve_app
+from tests.e2e.system import RunningSystem, codelab_up
+
+MODEL = "e2e-model"
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeOpenAI]:
+    fake = FakeOpenAI(model=MODEL)
+    async with serve_app(fake.app) as url:
+        fake.base_url = f"{url}/v1"
+        yield fake
+
+
+@pytest.fixture
+async def system(upstream: FakeOpenAI, tmp_path: Path) -> AsyncIterator[RunningSystem]:
+    models = {
+        "models": [
+            {
+                "name": MODEL,
+                "provider": "openai-compatible",
+                "upstream_model": MODEL,
+                "base_url": upstream.base_url,
+                "context_window": 8192,
+            }
+        ]
+    }
+    models_file = tmp_path / "models.yaml"
+    models_file.write_text(yaml.safe_dump(models))
+    async with codelab_up(tmp_path, "--no-model", "--models-file", str(models_file), "--model", MODEL) as running:
+        yield running
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "app.py").write_text("print('hello')\n")
+    return folder
+
+
+def tool_contents(request: dict[str, Any]) -> list[str]:
+    return [message["content"] for message in request["messages"] if message.get("role") == "tool"]
+
+
+async def test_a_multi_step_turn_through_every_service(
+    system: RunningSystem, upstream: FakeOpenAI, workspace: Path
+) -> None:
+    new_source = "print('hello, e2e')\n"
+    upstream.reply_tool_calls(("read_file", {"path": "app.py"}))
+    upstream.reply_tool_calls(("write_file", {"path": "app.py", "content": new_source}))
+    upstream.reply_tool_calls(("run_command", {"command": f'"{sys.executable}" app.py'}))
+    upstream.reply_text("app.py now prints 'hello, e2e'.")
+    approved: list[str] = []
+
+    async def approver(call: ToolCall) -> Decision:
+        approved.append(call.tool_name)
+        return Decision(True)
+
+    async with AgentSession(system.ws_url, ToolExecutor(workspace), approver) as session:
+        result = await session.run_turn("Make app.py greet e2e and run it.", timeout=60)
+
+    assert result.ok, (result.status, result.errors)
+    assert (workspace / "app.py").read_text() == new_source
+    assert result.text == "app.py now prints 'hello, e2e'."
+
+    kinds = [frame["type"] for frame in result.frames]
+    assert kinds[0] == "ack" and result.frames[0]["message_id"] == result.message_id
+    assert result.frames[-1] == {**result.frames[-1], "type": "assistant_message", "is_final": True}
+    calls = [(f["tool_name"], f["requires_approval"]) for f in result.tool_calls]
+    assert calls == [("read_file", False), ("write_file", True), ("run_command", True)]
+    assert approved == ["write_file", "run_command"]
+
+    requests = upstream.requests
+    assert len(requests) == 4
+    assert all(request["model"] == MODEL for request in requests)
+    assert "print('hello')" in tool_contents(requests[1])[-1]
+    assert '"bytes_written"' in tool_contents(requests[2])[-1]
+    ran = tool_contents(requests[3])[-1]
+    assert "hello, e2e" in ran and '"exit_code":0' in ran.replace(" ", "")
+
+
+async def test_codelab_run_command_and_clean_shutdown(
+    system: RunningSystem, upstream: FakeOpenAI, workspace: Path
+) -> None:
+    upstream.reply_text("pong")
+    ok = await _codelab_run(system, workspace, "ping", "--json")
+    assert ok.returncode == 0, ok.stderr
+    frames = [orjson.loads(line) for line in ok.stdout.splitlines()]
+    assert frames[0]["type"] == "ack"
+    assert "".join(f["content"] for f in frames if f["type"] == "assistant_message") == "pong"
+    assert frames[-1]["type"] == "assistant_message" and frames[-1]["is_final"] is True
+
+    upstream.reply_tool_calls(("write_file", {"path": "x.txt", "content": "no"}))
+    upstream.reply_text("Fine, I did not write it.")
+    refused = await _codelab_run(system, workspace, "write x.txt")
+    assert refused.returncode == 0, refused.stderr
+    assert refused.stdout.strip() == "Fine, I did not write it."
+    assert not (workspace / "x.txt").exists()
+    assert "Rejected by user: approvals are off" in tool_contents(upstream.requests[-1])[-1]
+
+    upstream.reply_error(400, "the upstream refused")
+    failed = await _codelab_run(system, workspace, "fail please")
+    assert failed.returncode == 1
+    assert "LLM_ERROR" in failed.stderr
+
+    assert await system.stop() == 0
+    for port in system.ports.values():
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still listening after codelab up ended"
+
+
+class _Completed:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+async def _codelab_run(system: RunningSystem, workspace: Path, prompt: str, *flags: str) -> _Completed:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "codelab_client",
+        "run",
+        prompt,
+        "--workspace",
+        str(workspace),
+        "--url",
+        system.ws_url,
+        "--timeout",
+        "30",
+        *flags,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return _Completed(process.returncode, out.decode(), err.decode())
