@@ -192,12 +192,14 @@ class AgentSession:
         except ValidationError as exc:
             call_id = frame.get("call_id")
             if isinstance(call_id, str) and call_id:
-                error = f"[invalid_tool_call] {exc.errors()[0]['msg']}"
-                await self._send({"type": "tool_result", "call_id": call_id, "error": error})
+                invalid = f"[invalid_tool_call] {exc.errors()[0]['msg']}"
+                await self._send({"type": "tool_result", "call_id": call_id, "error": invalid})
             self.listener.on_unknown(frame)
             return
         self.listener.on_tool_call(call)
         decision = await self.approver(call) if call.requires_approval else Decision(True)
+        result: dict[str, Any] | str | None
+        error: str | None
         if decision.approved:
             outcome = await self.executor.execute(call.tool_name, call.arguments)
             result, error = outcome.result, outcome.error

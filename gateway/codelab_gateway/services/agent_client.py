@@ -73,7 +73,7 @@ async def _refusal(response: aiohttp.ClientResponse) -> AgentStepError:
     try:
         error = orjson.loads(await response.read()).get("error") or {}
         message = f"{message}: {error.get('message') or 'no reason given'}"
-        code = ErrorCode(error.get("code"))
+        code = ErrorCode(str(error.get("code")))
     except (ValueError, AttributeError, aiohttp.ClientError, TimeoutError):
         pass
     return AgentStepError(code, message)

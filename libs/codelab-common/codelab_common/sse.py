@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
 
@@ -19,7 +19,7 @@ def encode_event(data: str | bytes, event: str | None = None) -> bytes:
     return head + b"data: " + payload + b"\n\n"
 
 
-async def iter_sse(lines: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
+async def iter_sse(lines: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
     """Events from a stream of lines (an aiohttp `response.content` iterates this way)."""
     event = "message"
     data: list[str] = []

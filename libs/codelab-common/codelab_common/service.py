@@ -1,0 +1,36 @@
+"""Starting a service process: settings from the environment, logging, uvicorn."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import uvicorn
+from pydantic import ValidationError
+
+from codelab_common.logs import configure_logging
+from codelab_common.settings import ServiceSettings
+
+
+def load_settings[S: ServiceSettings](settings_class: type[S]) -> S:
+    """The service's settings, or a readable message and exit status 1 when the environment lacks some."""
+    try:
+        return settings_class()  # type: ignore[call-arg]  # required values come from the environment
+    except ValidationError as exc:
+        prefix = settings_class.model_config.get("env_prefix", "")
+        problems = "; ".join(f"{prefix}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        sys.exit(f"invalid settings: {problems}")
+
+
+def run_service(service: str, app: Any, settings: ServiceSettings, **uvicorn_options: Any) -> None:
+    """Serve `app` with uvicorn (uvloop, httptools) after routing every log line through structlog."""
+    configure_logging(service, settings.log_level, settings.log_json)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        **uvicorn_options,
+    )
