@@ -28,6 +28,8 @@ class ScriptedReply:
     error_message: str = ""
     chunk_delay: float = 0.0
     chunk_size: int = 4
+    delay: float = 0.0
+    """Seconds to wait before answering at all (status line included): a slow or hung upstream."""
 
 
 class FakeOpenAI:
@@ -70,6 +72,8 @@ class FakeOpenAI:
         body = orjson.loads(await request.body())
         self.requests.append(body)
         reply = self.replies.popleft() if self.replies else ScriptedReply(text="(no scripted reply)")
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
         if reply.status != 200:
             return JSONResponse(
                 {"error": {"message": reply.error_message, "type": "server_error", "code": None}},

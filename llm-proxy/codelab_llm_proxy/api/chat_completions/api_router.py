@@ -1,0 +1,27 @@
+"""`POST /v1/chat/completions`: OpenAI's chat endpoint (the body is read raw and validated by the service)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from codelab_llm_proxy.api.chat_completions.serving import ChatCompletionService
+
+router = APIRouter(tags=["chat"])
+
+
+def _service(request: Request) -> ChatCompletionService:
+    service: ChatCompletionService = request.app.state.chat_completions
+    return service
+
+
+async def _disconnected(request: Request) -> None:
+    """Completes when the client goes away (the body is already read, so the next message is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+@router.post("/v1/chat/completions")
+async def create_chat_completion(request: Request) -> Response:
+    body = await request.body()
+    return await _service(request).create(body, lambda: _disconnected(request))

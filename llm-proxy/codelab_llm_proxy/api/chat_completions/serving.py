@@ -1,0 +1,177 @@
+"""Behaviour of `POST /v1/chat/completions`: validate, route to the model's provider, relay the answer.
+
+Errors before the first byte of an answer are HTTP errors in OpenAI's envelope (400 bad body, 404 unknown model,
+4xx passed on from the upstream, 502 upstream failure, 504 upstream timeout). Once a stream has started, a
+failure becomes one in-band event `data: {"error": {...}}` and the stream ends without `[DONE]`. A client that
+disconnects cancels the generator, which closes the upstream request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import orjson
+import structlog
+from fastapi.responses import Response, StreamingResponse
+from pydantic import ValidationError
+
+from codelab_common.http_errors import describe_validation_errors
+from codelab_llm_proxy.api.chat_completions.protocol import ChatCompletionRequest
+from codelab_llm_proxy.core.errors import InvalidRequest, ModelNotFound, ProxyError
+from codelab_llm_proxy.core.model_registry import ModelConfig, ModelRegistry
+from codelab_llm_proxy.services.providers import Provider
+from codelab_llm_proxy.services.tool_parsers import StreamingToolCallExtractor, ToolParser, extract_into_completion
+
+log = structlog.get_logger(__name__)
+
+_DONE = b"data: [DONE]\n\n"
+CLIENT_CLOSED_REQUEST = 499
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _event(payload: Any) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+class ChatCompletionService:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        providers: Mapping[str, Provider],
+        tool_parsers: Mapping[str, ToolParser],
+    ) -> None:
+        self._registry = registry
+        self._providers = providers
+        self._tool_parsers = tool_parsers
+        self.in_flight = 0
+        """Requests being answered; drops as soon as a client's disconnect has closed its upstream request."""
+
+    async def create(self, raw_body: bytes, disconnected: Callable[[], Awaitable[object]]) -> Response:
+        """Answer one request; `disconnected()` completes when the client goes away (then the work is cancelled)."""
+        body, request = self._validate(raw_body)
+        model = self._registry.get(request.model)
+        if model is None:
+            names = ", ".join(m.name for m in self._registry)
+            raise ModelNotFound(f"model {request.model!r} does not exist (available: {names})")
+        provider = self._providers[model.name]
+        upstream_body = {**body, "model": model.upstream_name}
+        offered = request.offered_tool_names()
+        parser = self._tool_parsers.get(model.name) if offered else None
+        if request.stream:
+            return await self._stream(model, provider, upstream_body, parser, offered, disconnected)
+        started = time.perf_counter()
+        self.in_flight += 1
+        try:
+            answer = await _unless_disconnected(provider.complete(upstream_body), disconnected)
+        except ProxyError as exc:
+            log.warning("chat_completion_failed", model=model.name, stream=False, status=exc.status, error=exc.message)
+            raise
+        except ClientGone:
+            log.info("chat_completion_cancelled", model=model.name, stream=False)
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
+        finally:
+            self.in_flight -= 1
+        answer["model"] = model.name
+        if parser is not None:
+            extract_into_completion(answer, parser, offered)
+        log.info("chat_completion", model=model.name, stream=False, duration_s=round(time.perf_counter() - started, 3))
+        return Response(orjson.dumps(answer), media_type="application/json")
+
+    @staticmethod
+    def _validate(raw_body: bytes) -> tuple[dict[str, Any], ChatCompletionRequest]:
+        try:
+            body = orjson.loads(raw_body)
+        except orjson.JSONDecodeError:
+            raise InvalidRequest("request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise InvalidRequest("request body must be a JSON object")
+        try:
+            return body, ChatCompletionRequest.model_validate(body)
+        except ValidationError as exc:
+            raise InvalidRequest(describe_validation_errors(exc.errors())) from None
+
+    async def _stream(
+        self,
+        model: ModelConfig,
+        provider: Provider,
+        body: dict[str, Any],
+        parser: ToolParser | None,
+        offered: frozenset[str],
+        disconnected: Callable[[], Awaitable[object]],
+    ) -> Response:
+        """Wait for the upstream's first chunk before answering, so early failures keep their HTTP status."""
+        chunks = provider.stream(body)
+        self.in_flight += 1
+        try:
+            first = await _unless_disconnected(anext(chunks, None), disconnected)
+        except ProxyError as exc:
+            log.warning("chat_completion_failed", model=model.name, stream=True, status=exc.status, error=exc.message)
+            raise
+        except ClientGone:
+            log.info("chat_completion_cancelled", model=model.name, stream=True)
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
+        finally:
+            self.in_flight -= 1
+        if first is None:
+            await chunks.aclose()
+        extractor = StreamingToolCallExtractor(parser, offered) if parser is not None else None
+        return StreamingResponse(
+            self._relay(model.name, first, chunks, extractor), media_type="text/event-stream", headers=SSE_HEADERS
+        )
+
+    async def _relay(
+        self,
+        name: str,
+        first: dict[str, Any] | None,
+        chunks: AsyncGenerator[dict[str, Any], None],
+        extractor: StreamingToolCallExtractor | None,
+    ) -> AsyncIterator[bytes]:
+        self.in_flight += 1
+        started = time.perf_counter()
+        template: dict[str, Any] = {}
+        try:
+            chunk = first
+            while chunk is not None:
+                chunk["model"] = name
+                if extractor is None:
+                    yield _event(chunk)
+                else:
+                    template = chunk
+                    out = extractor.process(chunk)
+                    if out:
+                        yield b"".join(_event(c) for c in out)
+                chunk = await anext(chunks, None)
+            if extractor is not None and template:
+                rest = extractor.flush({k: v for k, v in template.items() if k not in ("choices", "usage")})
+                if rest:
+                    yield b"".join(_event(c) for c in rest)
+            yield _DONE
+            log.info("chat_completion", model=name, stream=True, duration_s=round(time.perf_counter() - started, 3))
+        except ProxyError as exc:
+            log.warning("chat_completion_failed", model=name, stream=True, status=exc.status, error=exc.message)
+            yield _event(exc.body())
+        finally:
+            self.in_flight -= 1
+            await chunks.aclose()
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready."""
+
+
+async def _unless_disconnected[T](work: Awaitable[T], disconnected: Callable[[], Awaitable[object]]) -> T:
+    """Run `work`, cancelling it (and so its upstream request) if the client disconnects first."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+    if not task.done() or task.cancelled():
+        raise ClientGone
+    return task.result()

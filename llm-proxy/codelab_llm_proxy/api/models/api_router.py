@@ -1,0 +1,26 @@
+"""`GET /v1/models` (OpenAI's path), `GET /v1/llm/models` (the project's) and `GET /v1/models/{id}`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from codelab_llm_proxy.api.models.protocol import ModelCard, ModelList
+from codelab_llm_proxy.api.models.serving import ModelsService
+
+router = APIRouter(tags=["models"])
+
+
+def _service(request: Request) -> ModelsService:
+    service: ModelsService = request.app.state.models
+    return service
+
+
+@router.get("/v1/models")
+@router.get("/v1/llm/models")
+async def list_models(request: Request) -> ModelList:
+    return _service(request).list()
+
+
+@router.get("/v1/models/{model_id:path}")
+async def get_model(model_id: str, request: Request) -> ModelCard:
+    return _service(request).get(model_id)

@@ -1,0 +1,68 @@
+"""The proxy's typed errors, answered in the project's envelope `{"error": {"message", "type", "code"}}`.
+
+Codes follow OpenAI's spelling (`model_not_found`, `invalid_request`) since OpenAI clients read them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from codelab_common.http_errors import error_body, error_response
+from codelab_common.http_errors import install_error_handlers as install_common_error_handlers
+
+
+class ProxyError(Exception):
+    """An error answered to the caller with `status` and the OpenAI error envelope."""
+
+    status: int = 500
+    type: str = "server_error"
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, status: int | None = None, type: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        if type is not None:
+            self.type = type
+        if code is not None:
+            self.code = code
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.code)
+
+
+class InvalidRequest(ProxyError):
+    status, type, code = 400, "invalid_request_error", "invalid_request"
+
+
+class ModelNotFound(ProxyError):
+    status, type, code = 404, "invalid_request_error", "model_not_found"
+
+
+class UpstreamError(ProxyError):
+    """The model's server failed (connect error, 5xx, bad answer): 502."""
+
+    status, type, code = 502, "upstream_error", "upstream_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    status, type, code = 504, "upstream_error", "upstream_timeout"
+
+
+class UpstreamRejected(UpstreamError):
+    """The upstream refused the request itself (4xx, e.g. context too long): its status and message pass through."""
+
+    type, code = "invalid_request_error", "upstream_rejected"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves in the envelope; FastAPI's 422 becomes 400."""
+    install_common_error_handlers(app, validation_code=lambda _: InvalidRequest.code)
+
+    @app.exception_handler(ProxyError)
+    async def _proxy_error(_: Request, exc: ProxyError) -> Response:
+        return error_response(exc.status, exc.message, exc.type, exc.code)

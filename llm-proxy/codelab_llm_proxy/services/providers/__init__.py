@@ -1,0 +1,12 @@
+"""Model-server providers, registered by name; importing this package registers the built-in ones."""
+
+from codelab_llm_proxy.services.providers import openai_compatible as _openai_compatible  # noqa: F401
+from codelab_llm_proxy.services.providers.base import (
+    ChatBody,
+    Provider,
+    create_provider,
+    provider_names,
+    register_provider,
+)
+
+__all__ = ["ChatBody", "Provider", "create_provider", "provider_names", "register_provider"]
