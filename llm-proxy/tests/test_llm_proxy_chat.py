@@ -136,7 +136,7 @@ BARE_CALL = '```json\n{"name": "read_file", "arguments": {"path": "main.py"}}\n`
 
 async def test_bare_json_answer_becomes_a_tool_call_non_stream(llm_proxy: RunningLLMProxy) -> None:
     llm_proxy.upstream.reply_text(BARE_CALL)
-    status, answer = await llm_proxy.chat({"model": "fake-model", "messages": USER, "tools": [READ_FILE]})
+    status, answer = await llm_proxy.chat({"model": "fake-json-model", "messages": USER, "tools": [READ_FILE]})
     assert status == 200
     choice = answer["choices"][0]
     assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
@@ -148,7 +148,7 @@ async def test_bare_json_answer_becomes_a_tool_call_non_stream(llm_proxy: Runnin
 
 async def test_bare_json_answer_becomes_tool_call_deltas_stream(llm_proxy: RunningLLMProxy) -> None:
     llm_proxy.upstream.reply_text(BARE_CALL)
-    status, events = await llm_proxy.stream({"model": "fake-model", "messages": USER, "tools": [READ_FILE]})
+    status, events = await llm_proxy.stream({"model": "fake-json-model", "messages": USER, "tools": [READ_FILE]})
     assert status == 200 and events[-1] == "[DONE]"
     assert text_of(events) == ""
     (call,) = tool_calls_of(events)
@@ -159,11 +159,11 @@ async def test_bare_json_answer_becomes_tool_call_deltas_stream(llm_proxy: Runni
 
 async def test_bare_json_stays_text_without_offered_tools(llm_proxy: RunningLLMProxy) -> None:
     llm_proxy.upstream.reply_text(BARE_CALL)
-    status, events = await llm_proxy.stream({"model": "fake-model", "messages": USER})
+    status, events = await llm_proxy.stream({"model": "fake-json-model", "messages": USER})
     assert status == 200 and text_of(events) == BARE_CALL and finish_reason(events) == "stop"
     llm_proxy.upstream.reply_text(BARE_CALL)
     _, answer = await llm_proxy.chat(
-        {"model": "fake-model", "messages": USER, "tools": [READ_FILE], "tool_choice": "none"}
+        {"model": "fake-json-model", "messages": USER, "tools": [READ_FILE], "tool_choice": "none"}
     )
     assert answer["choices"][0]["message"]["content"] == BARE_CALL
 
@@ -171,15 +171,32 @@ async def test_bare_json_stays_text_without_offered_tools(llm_proxy: RunningLLMP
 async def test_json_naming_a_tool_not_offered_stays_text(llm_proxy: RunningLLMProxy) -> None:
     text = '{"name": "run_command", "arguments": {"command": "rm -rf /"}}'
     llm_proxy.upstream.reply_text(text)
-    status, events = await llm_proxy.stream({"model": "fake-model", "messages": USER, "tools": [READ_FILE]})
+    status, events = await llm_proxy.stream({"model": "fake-json-model", "messages": USER, "tools": [READ_FILE]})
     assert status == 200 and text_of(events) == text and not tool_calls_of(events)
     assert finish_reason(events) == "stop"
 
 
 async def test_prose_streams_unbuffered_even_when_tools_are_offered(llm_proxy: RunningLLMProxy) -> None:
     llm_proxy.upstream.reply_text("Let me explain how main.py works in detail.")
-    status, events = await llm_proxy.stream({"model": "fake-model", "messages": USER, "tools": [READ_FILE]})
+    status, events = await llm_proxy.stream({"model": "fake-json-model", "messages": USER, "tools": [READ_FILE]})
     assert status == 200
     content_chunks = [e for e in events[:-1] if e["choices"] and e["choices"][0]["delta"].get("content")]
     assert len(content_chunks) >= 10
     assert text_of(events) == "Let me explain how main.py works in detail."
+
+
+async def test_the_json_model_gets_tools_as_a_listing_not_as_native_tools(llm_proxy: RunningLLMProxy) -> None:
+    llm_proxy.upstream.reply_text("ok")
+    messages = [{"role": "system", "content": "be brief"}, *USER]
+    await llm_proxy.chat({"model": "fake-json-model", "messages": messages, "tools": [READ_FILE]})
+    sent = llm_proxy.upstream.requests[-1]
+    assert "tools" not in sent and "grammar" not in sent
+    assert sent["messages"][0]["content"].startswith("be brief\nTools:\n- read_file(path)")
+    assert sent["messages"][1:] == USER
+
+
+async def test_a_plain_model_gets_native_tools_unchanged(llm_proxy: RunningLLMProxy) -> None:
+    llm_proxy.upstream.reply_text("ok")
+    await llm_proxy.chat({"model": "fake-model", "messages": USER, "tools": [READ_FILE], "tool_choice": "auto"})
+    sent = llm_proxy.upstream.requests[-1]
+    assert sent["tools"] == [READ_FILE] and sent["tool_choice"] == "auto" and sent["messages"] == USER

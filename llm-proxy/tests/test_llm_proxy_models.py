@@ -22,8 +22,9 @@ async def test_both_list_paths_show_the_configured_models(llm_proxy: RunningLLMP
                 assert response.status == 200
                 listing = await response.json()
             assert listing["object"] == "list"
-            (card,) = listing["data"]
+            card, json_card = listing["data"]
             assert card["id"] == "fake-model" and card["object"] == "model"
+            assert json_card["id"] == "fake-json-model"
             assert card["context_length"] == 8192
             assert isinstance(card["created"], int) and card["owned_by"]
         async with session.get(f"{llm_proxy.url}/v1/models/fake-model") as response:

@@ -41,7 +41,7 @@ async def test_sdk_non_stream_and_models(llm_proxy: RunningLLMProxy, client: ope
     assert answer.choices[0].message.content == "It prints hello."
     assert answer.model == "fake-model" and answer.usage is not None
     models = await client.models.list()
-    assert [m.id for m in models.data] == ["fake-model"]
+    assert [m.id for m in models.data] == ["fake-model", "fake-json-model"]
 
 
 async def test_sdk_stream(llm_proxy: RunningLLMProxy, client: openai.AsyncOpenAI) -> None:
@@ -68,13 +68,14 @@ async def test_sdk_tool_calls(llm_proxy: RunningLLMProxy, client: openai.AsyncOp
             llm_proxy.upstream.reply_tool_calls(("read_file", {"path": "main.py"}))
         else:
             llm_proxy.upstream.reply_text('{"name": "read_file", "arguments": {"path": "main.py"}}')
-    answer = await client.chat.completions.create(model="fake-model", messages=USER, tools=TOOLS)
+    model = "fake-model" if native else "fake-json-model"
+    answer = await client.chat.completions.create(model=model, messages=USER, tools=TOOLS)
     (call,) = answer.choices[0].message.tool_calls or []
     assert answer.choices[0].finish_reason == "tool_calls"
     assert call.type == "function"
     assert call.function.name == "read_file" and orjson.loads(call.function.arguments) == {"path": "main.py"}
 
-    stream = await client.chat.completions.create(model="fake-model", messages=USER, tools=TOOLS, stream=True)
+    stream = await client.chat.completions.create(model=model, messages=USER, tools=TOOLS, stream=True)
     names, arguments, ids, finish = "", "", set(), None
     async for chunk in stream:
         choice = chunk.choices[0]

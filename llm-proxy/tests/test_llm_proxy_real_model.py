@@ -45,7 +45,15 @@ async def local_model_url() -> AsyncIterator[str]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def real_proxy(local_model_url: str, tmp_path: Path) -> AsyncIterator[RunningLLMProxy]:
-    models = [{"name": MODEL, "base_url": local_model_url, "context_window": 2048, "tool_parser": "json"}]
+    models = [
+        {
+            "name": MODEL,
+            "base_url": local_model_url,
+            "context_window": 2048,
+            "tool_parser": "json",
+            "constrain_tool_calls": True,
+        }
+    ]
     async with serve_llm_proxy(models, FakeOpenAI(), tmp_path) as proxy:
         yield proxy
 
@@ -72,3 +80,24 @@ async def test_real_model_rejects_a_prompt_beyond_its_context(real_proxy: Runnin
     status, answer = await real_proxy.chat({"model": MODEL, "messages": [{"role": "user", "content": long_prompt}]})
     assert 400 <= status < 500, "a prompt too long for the context is the caller's error, never truncated silently"
     assert answer["error"]["message"]
+
+
+async def test_real_model_calls_read_file_as_a_native_tool_call(real_proxy: RunningLLMProxy) -> None:
+    read_file = {
+        "type": "function",
+        "function": {
+            "name": "read_file",
+            "description": "Read a text file of the project.",
+            "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
+        },
+    }
+    system = "You are a coding assistant. You cannot see the project's files unless you call a tool."
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": "Explain main.py"}]
+    body = {"model": MODEL, "messages": messages, "tools": [read_file], "max_tokens": 48, "temperature": 0}
+    status, answer = await real_proxy.chat(body)
+    assert status == 200, answer
+    choice = answer["choices"][0]
+    assert choice["finish_reason"] == "tool_calls", choice
+    (call,) = choice["message"]["tool_calls"]
+    assert call["function"]["name"] == "read_file"
+    assert "main.py" in call["function"]["arguments"]

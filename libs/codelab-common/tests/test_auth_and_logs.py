@@ -26,9 +26,12 @@ def _app() -> FastAPI:
 
 @pytest.mark.parametrize("headers", [{}, {"X-Internal-Auth": "wrong"}, {"X-Internal-Auth": ""}])
 async def test_protected_endpoints_answer_401_without_the_key(headers: dict[str, str]) -> None:
-    async with serve_app(_app()) as url, aiohttp.ClientSession() as session:
-        async with session.get(f"{url}/private", headers=headers) as response:
-            body = await response.json()
+    async with (
+        serve_app(_app()) as url,
+        aiohttp.ClientSession() as session,
+        session.get(f"{url}/private", headers=headers) as response,
+    ):
+        body = await response.json()
     assert response.status == 401
     assert body["error"]["code"] == "UNAUTHORIZED"
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from codelab_common.protocol import (
     TOOLS,
     AgentRequest,
@@ -49,4 +50,3 @@ def test_the_doc_names_every_frame_type_error_code_and_tool() -> None:
     names = [*INBOUND, *OUTBOUND, *(code.value for code in ErrorCode), *(tool.wire for tool in TOOLS)]
     missing = [name for name in names if f"`{name}`" not in text]
     assert not missing, f"docs/protocol.md does not mention {missing}"
-

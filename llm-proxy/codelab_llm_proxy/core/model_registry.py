@@ -32,6 +32,8 @@ class ModelConfig(BaseModel):
     api_key_env: str | None = None
     context_window: int = Field(gt=0)
     tool_parser: str | None = None
+    constrain_tool_calls: bool = False
+    """Send a llama.cpp grammar (GBNF) so tool calls come out well formed; only for llama.cpp upstreams."""
     connect_timeout_s: float = Field(default=10.0, gt=0)
     read_timeout_s: float = Field(default=300.0, gt=0)
     """Longest silence while waiting for the answer or between two streamed chunks."""
@@ -100,6 +102,7 @@ def default_models(settings: Settings) -> list[ModelConfig]:
             base_url=settings.local_model_url,
             context_window=settings.local_model_context_window,
             tool_parser="json",
+            constrain_tool_calls=True,
             owned_by="codelab-local",
         )
     ]

@@ -59,7 +59,11 @@ class ChatCompletionService:
         provider = self._providers[model.name]
         upstream_body = {**body, "model": model.upstream_name}
         offered = request.offered_tool_names()
-        parser = self._tool_parsers.get(model.name) if offered else None
+        parser = self._tool_parsers.get(model.name)
+        if parser is not None:
+            upstream_body = parser.prepare_request(upstream_body, constrain=model.constrain_tool_calls)
+        if not offered:
+            parser = None
         if request.stream:
             return await self._stream(model, provider, upstream_body, parser, offered, disconnected)
         started = time.perf_counter()

@@ -8,6 +8,9 @@ the rest for streamed and whole answers:
   back only while the answer is "undecided" or looks like a "call", and releases it as soon as it is "text".
 - `extract(text, offered)`: the calls in a complete answer, or None when it is not entirely calls to offered tools.
 
+Before the request goes upstream, `prepare_request(body, constrain)` may reshape it for the family (how tools
+are presented; with `constrain`, a grammar for llama.cpp servers so calls come out well formed).
+
 Parsers are registered by name (`register_tool_parser`) and picked per model by `tool_parser` in the models file.
 """
 
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 PrefixKind = Literal["call", "undecided", "text"]
 """`call`: looks like the start of a call, hold until the answer ends; `undecided`: need more text;
@@ -30,6 +33,8 @@ class ParsedToolCall:
 
 
 class ToolParser(Protocol):
+    def prepare_request(self, body: dict[str, Any], *, constrain: bool) -> dict[str, Any]: ...
+
     def classify_prefix(self, text: str) -> PrefixKind: ...
 
     def extract(self, text: str, offered: frozenset[str]) -> list[ParsedToolCall] | None: ...

@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 
 from codelab_llm_proxy.services.tool_parsers.base import ParsedToolCall, PrefixKind, register_tool_parser
+from codelab_llm_proxy.services.tool_parsers.gbnf import tool_call_grammar
+from codelab_llm_proxy.services.tool_parsers.json_prompting import flatten_tool_turns, with_tools_section
 
 _FENCE = "```"
 _FENCE_LANG = re.compile(r"```([A-Za-z0-9_+-]*)")
@@ -27,6 +29,26 @@ _WHITESPACE = re.compile(r"\s*")
 
 @register_tool_parser("json", "qwen2.5-coder", "bare-json")
 class JsonToolParser:
+    def prepare_request(self, body: dict[str, Any], *, constrain: bool) -> dict[str, Any]:
+        """Tools as a listing in the system message instead of native `tools`; see `json_prompting`."""
+        tools = body.get("tools")
+        if not tools:
+            return body
+        choice = body.get("tool_choice")
+        prepared = {k: v for k, v in body.items() if k not in ("tools", "tool_choice", "parallel_tool_calls")}
+        if choice == "none":
+            prepared["messages"] = flatten_tool_turns(body["messages"])
+            return prepared
+        functions = [tool["function"] for tool in tools if tool.get("type") == "function"]
+        forced = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+        if forced:
+            functions = [function for function in functions if function["name"] == forced]
+        prepared["messages"] = with_tools_section(body["messages"], functions)
+        if constrain and functions:
+            names = [function["name"] for function in functions]
+            prepared["grammar"] = tool_call_grammar(names, allow_text=not forced and choice != "required")
+        return prepared
+
     def classify_prefix(self, text: str) -> PrefixKind:
         head = text.lstrip()
         if not head:
