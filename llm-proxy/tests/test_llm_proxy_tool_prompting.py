@@ -52,7 +52,7 @@ def test_a_forced_tool_allows_only_a_call_to_it() -> None:
     assert prepared["grammar"].startswith("root ::= call\n") and "text ::=" not in prepared["grammar"]
 
 
-def test_tool_choice_none_writes_calls_and_results_out_as_text_and_asks_for_the_answer() -> None:
+def test_tool_choice_none_writes_calls_and_results_out_as_text_and_restates_the_request() -> None:
     prepared = PARSER.prepare_request(
         {"messages": AFTER_RESULT, "tools": [READ], "tool_choice": "none"}, constrain=True
     )
@@ -60,7 +60,7 @@ def test_tool_choice_none_writes_calls_and_results_out_as_text_and_asks_for_the_
     assert prepared["messages"] == [
         *ASK,
         {"role": "assistant", "content": 'read_file {"path": "main.py"} returned:\n{"content": "print(1)"}'},
-        {"role": "user", "content": "Answer my request using these results."},
+        {"role": "user", "content": "Now answer my request: explain main.py"},
     ]
 
 

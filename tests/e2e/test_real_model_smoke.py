@@ -36,7 +36,7 @@ class Deltas(SessionListener):
 
 @pytest.fixture
 async def system(tmp_path: Path) -> AsyncIterator[RunningSystem]:
-    env = {"AGENT_RUNTIME__MAX_TOKENS": "24", "AGENT_RUNTIME__MAX_STEPS": "2", "AGENT_RUNTIME__TEMPERATURE": "0"}
+    env = {"AGENT_RUNTIME__MAX_TOKENS": "64", "AGENT_RUNTIME__MAX_STEPS": "4", "AGENT_RUNTIME__TEMPERATURE": "0"}
     async with codelab_up(tmp_path, "--model", MODEL, env=env, start_timeout=300, with_model=True) as running:
         yield running
 
@@ -53,3 +53,15 @@ async def test_the_local_model_streams_an_answer(system: RunningSystem, tmp_path
     assert listener.deltas, "no streamed text arrived"
     assert listener.finals == 1
     assert result.text.strip()
+
+
+async def test_the_local_model_reads_the_file_it_is_asked_about(system: RunningSystem, tmp_path: Path) -> None:
+    workspace = tmp_path / "project"
+    workspace.mkdir()
+    (workspace / "main.py").write_text('def greet(name):\n    return f"Hello, {name}!"\n')
+    async with AgentSession(system.ws_url, ToolExecutor(workspace), reject_all("smoke test")) as session:
+        result = await session.run_turn("Explain main.py", timeout=240)
+    assert result.status is TurnStatus.COMPLETED, (result.status, result.errors)
+    calls = [(call["tool_name"], call["arguments"]) for call in result.tool_calls]
+    assert ("read_file", {"path": "main.py"}) in calls
+    assert result.text.strip(), "an answer followed the tool call"

@@ -20,7 +20,7 @@ class Settings(ServiceSettings):
     llm_proxy_url: str = "http://127.0.0.1:8002"
     llm_proxy_api_key: SecretStr = Field(description="llm-proxy's internal key, sent as X-Internal-Auth")
     model: str = "qwen2.5-coder-0.5b"
-    temperature: float | None = Field(default=None, description="Sent to the model when set")
+    temperature: float | None = Field(default=0.2, description="Sampling temperature (null: the model's default)")
     max_tokens: int | None = Field(default=None, description="Cap on one model reply, sent when set")
     database_url: str = "sqlite+aiosqlite:///./data/agent-runtime.db"
 

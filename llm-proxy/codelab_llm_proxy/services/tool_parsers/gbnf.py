@@ -1,8 +1,9 @@
 """GBNF grammars (llama.cpp's constrained sampling) that keep a small model's tool calls well formed.
 
 The answer is either exactly one call `{"name": <an offered tool>, "arguments": {...}}` or text that cannot be
-mistaken for one (it starts with neither `{` nor a ```json fence). A small model then cannot invent a tool name,
-misspell the call's keys or half-write its JSON.
+mistaken for one: it starts with neither `{` nor a code fence (these models also write calls inside fences,
+labelled json or not), so an answer that is code begins with a sentence. A small model then cannot invent a tool
+name, misspell the call's keys or half-write its JSON.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ ws ::= [ \t\n]{0,16}
 """
 
 _TEXT = r"""
-text ::= [^{`\x00-\x20] any* | "`" [^`] any* | "```" fence any*
-fence ::= [^j`{\n\x00] | "j" [^s] | "js" [^o] | "\n" [^{`]
+text ::= [^{`\x00-\x20] any* | "`" [^`] any*
 any ::= [^\x00]
 """
 

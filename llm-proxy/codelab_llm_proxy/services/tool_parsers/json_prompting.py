@@ -15,17 +15,19 @@ from typing import Any
 import orjson
 
 CALL_FORMAT = 'To use a tool, answer with only a JSON object {"name": <one of the tools above>, "arguments": {...}}.'
-READ_EXAMPLE = (
-    'For example, if the user asks "explain utils.py", answer {"name": "read_file", "arguments": {"path": "utils.py"}}.'
-)
-ANSWER_NOW = "Answer my request using these results."
+EXAMPLES = {
+    "read_file": 'if the user asks "explain utils.py", answer {"name": "read_file", "arguments": {"path": "utils.py"}}',
+    "list_files": 'if the user asks which files there are, answer {"name": "list_files", "arguments": {"path": "."}}',
+}
+ANSWER_NOW = "Now answer my request: {request}"
 
 
 def tools_section(functions: list[dict[str, Any]]) -> str:
-    """`Tools:` then one line per tool (`- name(arg, optional?): description`), the call format, an example."""
+    """`Tools:` then one line per tool (`- name(arg, optional?): description`), the call format, examples."""
     lines = ["Tools:", *(_signature(function) for function in functions), CALL_FORMAT]
-    if any(function["name"] == "read_file" for function in functions):
-        lines.append(READ_EXAMPLE)
+    examples = [EXAMPLES[f["name"]] for f in functions if f["name"] in EXAMPLES]
+    if examples:
+        lines.append(f"For example, {'; '.join(examples)}.")
     return "\n".join(lines)
 
 
@@ -38,7 +40,7 @@ def with_tools_section(messages: list[dict[str, Any]], functions: list[dict[str,
 
 
 def flatten_tool_turns(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Calls and results as plain assistant text; a closing user line asks for the answer if results came last."""
+    """Calls and results as plain assistant text; if results came last, a closing user line restates the request."""
     names: dict[str, str] = {}
     flat: list[dict[str, Any]] = []
     for message in messages:
@@ -55,7 +57,8 @@ def flatten_tool_turns(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             flat.append(message)
     if messages and messages[-1].get("role") == "tool":
-        flat.append({"role": "user", "content": ANSWER_NOW})
+        request = next((m for m in reversed(messages) if m.get("role") == "user"), {}).get("content")
+        flat.append({"role": "user", "content": ANSWER_NOW.format(request=_text(request or ""))})
     return flat
 
 
