@@ -57,7 +57,7 @@ def flatten_tool_turns(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             flat.append(message)
     if messages and messages[-1].get("role") == "tool":
-        request = next((m for m in reversed(messages) if m.get("role") == "user"), {}).get("content")
+        request = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
         flat.append({"role": "user", "content": ANSWER_NOW.format(request=_text(request or ""))})
     return flat
 
