@@ -9,7 +9,7 @@ from codelab_common.protocol import ToolResult, UserMessage
 from codelab_gateway.services.capabilities import CapabilityError, tools_from_query
 from codelab_gateway.services.inbound import FrameError, parse_frame
 
-IDE_FRAMES = Path(__file__).resolve().parents[2].parent / "shared" / "ide-frames" / "ide-frames.json"
+IDE_FRAMES = Path(__file__).resolve().parents[2] / "tests" / "data" / "ide-frames.json"
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from codelab_common.protocol import IDE_TOOLS
 from tests.fixtures.gateway import RunningGateway
 
 IDE_FRAMES: dict[str, dict[str, Any]] = orjson.loads(
-    (Path(__file__).resolve().parents[3] / "shared" / "ide-frames" / "ide-frames.json").read_bytes()
+    (Path(__file__).resolve().parents[2] / "tests" / "data" / "ide-frames.json").read_bytes()
 )
 
 
