@@ -19,6 +19,7 @@ from codelab_common.auth import InternalAuthMiddleware
 from codelab_common.health import health_router
 from codelab_common.http_errors import install_error_handlers
 from codelab_common.protocol import AgentRequest
+from codelab_common.request_id import RequestIdMiddleware
 
 SERVICE = "agent-runtime"
 READ_BUFFER = 2**21
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         InternalAuthMiddleware, api_key=settings.internal_api_key.get_secret_value(), open_paths=("/health",)
     )
+    app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app, validation_code=validation_code)
     app.include_router(health_router(SERVICE))
     app.include_router(agent.router)

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from codelab_common.auth import InternalAuthMiddleware
 from codelab_common.health import health_router
 from codelab_common.http_errors import install_error_handlers
+from codelab_common.request_id import RequestIdMiddleware
 from codelab_gateway.api import internal, ws
 from codelab_gateway.core.config import Settings
 from codelab_gateway.services.agent_client import AgentClient
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         open_paths=("/health",),
         open_prefixes=OPEN_PREFIXES,
     )
+    app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(health_router(SERVICE))
     app.include_router(ws.router)

@@ -19,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from codelab_common.testing.replay import replay_response
+
 
 @dataclass
 class ScriptedReply:
@@ -30,6 +32,12 @@ class ScriptedReply:
     chunk_size: int = 4
     delay: float = 0.0
     """Seconds to wait before answering at all (status line included): a slow or hung upstream."""
+    raw: bytes | None = None
+    """A recorded response body sent verbatim with `status` (SSE text event by event), whatever was asked."""
+    repeat: bool = False
+    """Stay queued and answer every later request too (e.g. the proxy's retries)."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Extra response headers (e.g. `Retry-After` on an error)."""
 
 
 class FakeOpenAI:
@@ -39,10 +47,16 @@ class FakeOpenAI:
         """Set by whoever serves `app`: the URL ending in `/v1`."""
         self.replies: deque[ScriptedReply] = deque()
         self.requests: list[dict[str, Any]] = []
+        self.request_meta: list[dict[str, Any]] = []
+        """Per request, in step with `requests`: its `path`, `query` (dict) and `headers` (dict, lower-case names)."""
+        self.streams_cut = 0
+        """Streamed answers that ended before their last event because the client (the proxy) went away."""
         self._ids = itertools.count(1)
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                # Azure OpenAI's shape of the same endpoint (`?api-version=` lands in `request_meta`).
+                Route("/openai/deployments/{deployment}/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
             ]
         )
@@ -62,8 +76,14 @@ class FakeOpenAI:
             )
         )
 
-    def reply_error(self, status: int, message: str = "upstream failure") -> None:
-        self.replies.append(ScriptedReply(status=status, error_message=message))
+    def reply_error(
+        self, status: int, message: str = "upstream failure", *, headers: dict[str, str] | None = None
+    ) -> None:
+        self.replies.append(ScriptedReply(status=status, error_message=message, headers=headers or {}))
+
+    def replay(self, raw: bytes, *, status: int = 200, repeat: bool = False) -> None:
+        """Queue a recorded raw response (JSON body or SSE text), sent byte for byte."""
+        self.replies.append(ScriptedReply(raw=raw, status=status, repeat=repeat))
 
     async def _models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": "fake"}]})
@@ -71,17 +91,28 @@ class FakeOpenAI:
     async def _chat(self, request: Request) -> Response:
         body = orjson.loads(await request.body())
         self.requests.append(body)
-        reply = self.replies.popleft() if self.replies else ScriptedReply(text="(no scripted reply)")
+        self.request_meta.append(
+            {"path": request.url.path, "query": dict(request.query_params), "headers": dict(request.headers)}
+        )
+        reply = self._next_reply()
         if reply.delay:
             await asyncio.sleep(reply.delay)
+        if reply.raw is not None:
+            return replay_response(reply.raw, reply.status)
         if reply.status != 200:
             return JSONResponse(
                 {"error": {"message": reply.error_message, "type": "server_error", "code": None}},
                 status_code=reply.status,
+                headers=reply.headers,
             )
         if body.get("stream"):
             return StreamingResponse(self._stream(reply, body), media_type="text/event-stream")
         return JSONResponse(self._completion(reply))
+
+    def _next_reply(self) -> ScriptedReply:
+        if not self.replies:
+            return ScriptedReply(text="(no scripted reply)")
+        return self.replies[0] if self.replies[0].repeat else self.replies.popleft()
 
     def _completion(self, reply: ScriptedReply) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
@@ -102,6 +133,16 @@ class FakeOpenAI:
         }
 
     async def _stream(self, reply: ScriptedReply, body: dict[str, Any]) -> Any:
+        finished = False
+        try:
+            async for event in self._events(reply, body):
+                yield event
+            finished = True
+        finally:
+            if not finished:
+                self.streams_cut += 1
+
+    async def _events(self, reply: ScriptedReply, body: dict[str, Any]) -> Any:
         base = {"id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion.chunk", "created": int(time.time())}
         base["model"] = self.model
 
