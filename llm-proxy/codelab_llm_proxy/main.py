@@ -8,17 +8,28 @@ from contextlib import asynccontextmanager
 import aiohttp
 import structlog
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from codelab_common.auth import InternalAuthMiddleware
 from codelab_common.health import health_router
+from codelab_common.request_id import RequestIdMiddleware
+from codelab_llm_proxy.api.admin.api_router import router as admin_router
 from codelab_llm_proxy.api.chat_completions.api_router import router as chat_router
 from codelab_llm_proxy.api.chat_completions.serving import ChatCompletionService
+from codelab_llm_proxy.api.messages.api_router import MESSAGES_PATH
+from codelab_llm_proxy.api.messages.api_router import router as messages_router
+from codelab_llm_proxy.api.messages.serving import MessagesService
+from codelab_llm_proxy.api.metrics.api_router import router as metrics_router
 from codelab_llm_proxy.api.models.api_router import router as models_router
 from codelab_llm_proxy.api.models.serving import ModelsService
 from codelab_llm_proxy.core.config import Settings
 from codelab_llm_proxy.core.errors import install_error_handlers
 from codelab_llm_proxy.core.model_registry import ModelRegistry, build_registry
-from codelab_llm_proxy.services.providers import create_provider, provider_names
+from codelab_llm_proxy.middleware.body_limit import BodyLimitMiddleware
+from codelab_llm_proxy.services.observability import ObservabilityMiddleware, ProxyMetrics
+from codelab_llm_proxy.services.providers import provider_names
+from codelab_llm_proxy.services.rate_limit import rate_limiter
+from codelab_llm_proxy.services.routing.router import Router
 from codelab_llm_proxy.services.tool_parsers import ToolParser, get_tool_parser
 
 log = structlog.get_logger(__name__)
@@ -27,6 +38,9 @@ SERVICE_NAME = "llm-proxy"
 UPSTREAM_READ_BUFFER = 1 << 20
 """aiohttp refuses SSE lines over twice this size; one chunk with a large tool call must fit."""
 UPSTREAM_CONNECTIONS = 1024
+NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+"""FastAPI's built-in OpenTelemetry costs a provider lookup (env reads) per request even when nothing is configured;
+the proxy exports its own Prometheus metrics (services/observability), so it is switched off."""
 
 
 def _tool_parsers(registry: ModelRegistry) -> dict[str, ToolParser]:
@@ -45,28 +59,48 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()  # type: ignore[call-arg]
     registry = build_registry(settings)
     _check_providers(registry)
+    router = Router(registry)
     tool_parsers = _tool_parsers(registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=UPSTREAM_CONNECTIONS, limit_per_host=0)
-        async with aiohttp.ClientSession(connector=connector, read_bufsize=UPSTREAM_READ_BUFFER) as session:
-            providers = {m.name: create_provider(m, session) for m in registry}
-            app.state.chat_completions = ChatCompletionService(registry, providers, tool_parsers)
+        async with (
+            aiohttp.ClientSession(connector=connector, read_bufsize=UPSTREAM_READ_BUFFER) as session,
+            rate_limiter(settings, registry) as limiter,
+        ):
+            router.connect(session)
+            providers = {m.name: router.provider_for(m.name) for m in registry}
+            app.state.chat_completions = ChatCompletionService(registry, providers, tool_parsers, limiter)
+            app.state.messages = MessagesService(app.state.chat_completions, registry)
             for model in registry:
                 if model.api_key_env and not model.api_key():
                     log.warning("model_api_key_missing", model=model.name, env_var=model.api_key_env)
             log.info("llm_proxy_ready", models=[m.name for m in registry])
             yield
 
-    app = FastAPI(title="CodeLab llm-proxy", lifespan=lifespan)
+    app = FastAPI(title="CodeLab llm-proxy", lifespan=lifespan, telemetry=NO_NATIVE_TELEMETRY)
     app.state.settings = settings
     app.state.models = ModelsService(registry)
+    app.state.router = router
+    app.state.metrics = metrics = ProxyMetrics()
+    metrics.set_health_source(router.health)
     install_error_handlers(app)
     app.include_router(health_router(SERVICE_NAME))
     app.include_router(models_router)
     app.include_router(chat_router)
+    app.include_router(admin_router)
+    app.include_router(messages_router)
+    app.include_router(metrics_router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.add_middleware(
-        InternalAuthMiddleware, api_key=settings.internal_api_key.get_secret_value(), open_paths=("/health",)
+        InternalAuthMiddleware,
+        api_key=settings.internal_api_key.get_secret_value(),
+        open_paths=("/health",),
+        accept_bearer=True,
+        x_api_key_prefixes=(MESSAGES_PATH,),
+        extra_keys=[k.get_secret_value() for k in settings.caller_keys],
     )
+    app.add_middleware(RequestIdMiddleware)
     return app

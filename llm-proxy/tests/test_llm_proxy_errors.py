@@ -17,7 +17,14 @@ USER = [{"role": "user", "content": "hello"}]
 
 @pytest.fixture
 def llm_proxy_models(fake_upstream: FakeOpenAI) -> list[dict[str, object]]:
-    base = {"provider": "openai-compatible", "context_window": 4096, "upstream_model": "fake-model"}
+    # One try per request: these tests check how each single upstream failure is answered (retries and failover
+    # are covered in test_llm_proxy_routing.py).
+    base = {
+        "provider": "openai-compatible",
+        "context_window": 4096,
+        "upstream_model": "fake-model",
+        "retry": {"max_attempts": 1},
+    }
     return [
         {**base, "name": "fake-model", "base_url": fake_upstream.base_url, "tool_parser": "json"},
         {**base, "name": "slow-model", "base_url": fake_upstream.base_url, "read_timeout_s": 0.3},
@@ -87,7 +94,7 @@ async def test_protected_endpoints_need_the_internal_key(llm_proxy: RunningLLMPr
     body = orjson.dumps({"model": "fake-model", "messages": USER})
     async with aiohttp.ClientSession() as session:
         for method, path in PROTECTED:
-            for headers in ({}, {"X-Internal-Auth": "wrong-key"}, {"Authorization": f"Bearer {llm_proxy.api_key}"}):
+            for headers in ({}, {"X-Internal-Auth": "wrong-key"}, {"Authorization": "Bearer wrong-key"}):
                 async with session.request(method, f"{llm_proxy.url}{path}", data=body, headers=headers) as response:
                     assert response.status == 401, (method, path, headers)
                     assert_error(await response.json(), "UNAUTHORIZED")

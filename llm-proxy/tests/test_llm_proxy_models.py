@@ -87,7 +87,7 @@ def test_missing_file_and_unknown_provider_or_parser_fail_at_startup(tmp_path: P
     with pytest.raises(ModelConfigError, match="cannot read"):
         create_app(settings(models_file=tmp_path / "absent.yaml"))
     entry = {"name": "a", "base_url": "http://x/v1", "context_window": 10}
-    with pytest.raises(ValueError, match="unknown provider 'anthropic'"):
-        create_app(settings(models_file=write_models_file(tmp_path / "p.yaml", [{**entry, "provider": "anthropic"}])))
+    with pytest.raises(ValueError, match="unknown provider 'bedrock'"):
+        create_app(settings(models_file=write_models_file(tmp_path / "p.yaml", [{**entry, "provider": "bedrock"}])))
     with pytest.raises(ValueError, match="unknown tool parser 'xml'"):
         create_app(settings(models_file=write_models_file(tmp_path / "t.yaml", [{**entry, "tool_parser": "xml"}])))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated
 
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from codelab_common.settings import ServiceSettings
 
@@ -23,3 +26,26 @@ class Settings(ServiceSettings):
     local_model: str = "qwen2.5-coder-0.5b"
     local_model_url: str = "http://127.0.0.1:8003/v1"
     local_model_context_window: int = 8192
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    """Larger request bodies are refused with 413 before they are parsed."""
+    # Rate limits (services/rate_limit): off unless a limit is set here or on a model (`rpm` / `tpm`).
+    rate_limit_rpm: int | None = Field(default=None, gt=0)
+    """Requests per window per caller (caller key, else client IP)."""
+    rate_limit_tpm: int | None = Field(default=None, gt=0)
+    """Tokens (prompt + completion) per window per caller."""
+    rate_limit_window_s: float = Field(default=60.0, gt=0)
+    rate_limit_default_max_tokens: int = Field(default=1024, gt=0)
+    """Completion tokens reserved for a request that sets no `max_tokens` / `max_completion_tokens`."""
+    caller_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """Extra accepted keys (JSON list or comma-separated), each its own rate-limit identity."""
+    redis_url: str | None = None
+    """Keep the rate-limit counters in Redis (shared by every proxy process using it); unset: in memory."""
+    redis_key_prefix: str = "codelab:llm-proxy:ratelimit"
+
+    @field_validator("caller_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [k.strip() for k in text.split(",") if k.strip()]
+        return value

@@ -5,6 +5,7 @@ Codes follow OpenAI's spelling (`model_not_found`, `invalid_request`) since Open
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,6 +21,8 @@ class ProxyError(Exception):
     status: int = 500
     type: str = "server_error"
     code: str = "internal_error"
+    retry_after: float | None = None
+    """Seconds the caller should wait before trying again; sent as `Retry-After` when set."""
 
     def __init__(self, message: str, *, status: int | None = None, type: str | None = None, code: str | None = None):
         super().__init__(message)
@@ -34,6 +37,11 @@ class ProxyError(Exception):
     def body(self) -> dict[str, Any]:
         return error_body(self.message, self.type, self.code)
 
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
+
 
 class InvalidRequest(ProxyError):
     status, type, code = 400, "invalid_request_error", "invalid_request"
@@ -47,6 +55,9 @@ class UpstreamError(ProxyError):
     """The model's server failed (connect error, 5xx, bad answer): 502."""
 
     status, type, code = 502, "upstream_error", "upstream_error"
+    retryable: bool = True
+    """False when trying the same deployment again cannot help (e.g. it rejects our credentials); the router then
+    moves on to the next deployment at once."""
 
 
 class UpstreamTimeout(UpstreamError):
@@ -59,10 +70,18 @@ class UpstreamRejected(UpstreamError):
     type, code = "invalid_request_error", "upstream_rejected"
 
 
+class NoDeploymentAvailable(UpstreamError):
+    """Every deployment of the model (and of its fallbacks) is out of rotation: its circuit breaker is open."""
+
+    status, type, code = 503, "service_unavailable", "deployments_unavailable"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves in the envelope; FastAPI's 422 becomes 400."""
     install_common_error_handlers(app, validation_code=lambda _: InvalidRequest.code)
 
     @app.exception_handler(ProxyError)
     async def _proxy_error(_: Request, exc: ProxyError) -> Response:
-        return error_response(exc.status, exc.message, exc.type, exc.code)
+        response = error_response(exc.status, exc.message, exc.type, exc.code)
+        response.headers.update(exc.headers())
+        return response

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from codelab_llm_proxy.core.config import Settings
 
@@ -20,29 +21,121 @@ class ModelConfigError(ValueError):
     """The models file is missing, unreadable or invalid; raised at startup, never per request."""
 
 
+class RetryPolicy(BaseModel):
+    """How often one deployment is tried before the router fails over (only before the answer's first byte)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int = Field(default=3, ge=1)
+    """Tries per deployment, the first included (1 = no retry)."""
+    base_delay_s: float = Field(default=0.5, ge=0)
+    """Backoff before the second try; doubles each try, with jitter, up to `max_delay_s`."""
+    max_delay_s: float = Field(default=8.0, ge=0)
+    max_retry_after_s: float = Field(default=10.0, ge=0)
+    """An upstream `Retry-After` up to this long is waited out; a longer one moves on to the next deployment."""
+
+
+class CircuitBreakerPolicy(BaseModel):
+    """When a deployment is taken out of rotation: `error_ratio` of the calls in the last `window_s` failed (and
+    there were at least `min_calls`); after `cooldown_s` one probe request may try it again."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_s: float = Field(default=60.0, gt=0)
+    min_calls: int = Field(default=10, ge=1)
+    error_ratio: float = Field(default=0.5, gt=0, le=1)
+    cooldown_s: float = Field(default=30.0, ge=0)
+
+
+class DeploymentConfig(BaseModel):
+    """One upstream serving a public model; unset fields are taken from the model entry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str | None = Field(default=None, min_length=1)
+    provider: str | None = None
+    upstream_model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    api_version: str | None = None
+    connect_timeout_s: float | None = Field(default=None, gt=0)
+    read_timeout_s: float | None = Field(default=None, gt=0)
+    first_token_timeout_s: float | None = Field(default=None, gt=0)
+    total_timeout_s: float | None = Field(default=None, gt=0)
+
+
 class ModelConfig(BaseModel):
-    """One public model. `api_key_env` names the environment variable holding the key (the key never sits here)."""
+    """One public model. `api_key_env` names the environment variable holding the key (the key never sits here).
+
+    The model's own `provider`/`base_url`/... describe its one upstream; a `deployments` list instead gives several,
+    tried in order (each entry overrides the model's fields). `fallbacks` names other public models tried after
+    all of this model's deployments. `resolved_deployments()` hands out one `ModelConfig` per deployment, so a
+    provider is always built from a plain `ModelConfig`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
     provider: str = "openai-compatible"
     upstream_model: str = ""
-    base_url: str = Field(min_length=1)
+    base_url: str = ""
     api_key_env: str | None = None
+    api_version: str | None = None
+    """Azure OpenAI's `api-version` query parameter (provider `azure-openai`)."""
     context_window: int = Field(gt=0)
     tool_parser: str | None = None
     constrain_tool_calls: bool = False
     """Send a llama.cpp grammar (GBNF) so tool calls come out well formed; only for llama.cpp upstreams."""
     connect_timeout_s: float = Field(default=10.0, gt=0)
     read_timeout_s: float = Field(default=300.0, gt=0)
-    """Longest silence while waiting for the answer or between two streamed chunks."""
+    """Longest silence while waiting for the answer or between two streamed chunks (the idle timeout)."""
+    first_token_timeout_s: float | None = Field(default=None, gt=0)
+    """Longest wait for the first streamed chunk (connect included); unset: only `read_timeout_s` applies."""
+    total_timeout_s: float | None = Field(default=None, gt=0)
+    """Longest one upstream request may take from start to last byte; unset: no limit."""
     owned_by: str | None = None
+    max_output_tokens: int = Field(default=4096, gt=0)
+    """`max_tokens` sent when the client gave none, to providers that require it (Anthropic)."""
+    rpm: int | None = Field(default=None, gt=0)
+    """Requests per rate-limit window for this model, all callers together; unset: no model limit."""
+    tpm: int | None = Field(default=None, gt=0)
+    """Tokens (prompt + completion) per rate-limit window for this model, all callers together."""
+    deployments: tuple[DeploymentConfig, ...] = ()
+    fallbacks: tuple[str, ...] = ()
+    retry: RetryPolicy = RetryPolicy()
+    circuit_breaker: CircuitBreakerPolicy = CircuitBreakerPolicy()
+    deployment_id: str = ""
+    """Set on the copies `resolved_deployments()` returns: the deployment's id (its breaker and log name)."""
 
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _has_an_upstream(self) -> ModelConfig:
+        if not self.deployments and not self.base_url:
+            raise ValueError(f"model {self.name!r} needs a base_url or a deployments list")
+        for index, deployment in enumerate(self.deployments):
+            if not (deployment.base_url or self.base_url):
+                raise ValueError(f"model {self.name!r}: deployment {index} has no base_url")
+        if self.name in self.fallbacks:
+            raise ValueError(f"model {self.name!r} lists itself as a fallback")
+        return self
+
+    def resolved_deployments(self) -> list[ModelConfig]:
+        """This model's upstreams in order, each a `ModelConfig` with the deployment's fields filled in."""
+        if not self.deployments:
+            return [self.model_copy(update={"deployment_id": self.deployment_id or self.name})]
+        resolved = []
+        for index, deployment in enumerate(self.deployments):
+            update: dict[str, Any] = deployment.model_dump(exclude_none=True, exclude={"id"})
+            if "base_url" in update:
+                update["base_url"] = update["base_url"].rstrip("/")
+            update["deployment_id"] = deployment.id or f"{self.name}#{index}"
+            update["deployments"] = ()
+            resolved.append(self.model_copy(update=update))
+        return resolved
 
     @property
     def upstream_name(self) -> str:
@@ -68,6 +161,23 @@ class ModelRegistry:
             if model.name in self._models:
                 raise ModelConfigError(f"model {model.name!r} is configured twice")
             self._models[model.name] = model
+        ids: set[str] = set()
+        for model in models:
+            for fallback in model.fallbacks:
+                if fallback not in self._models:
+                    raise ModelConfigError(f"model {model.name!r}: fallback {fallback!r} is not a configured model")
+            for deployment in model.resolved_deployments():
+                if deployment.deployment_id in ids:
+                    raise ModelConfigError(f"deployment id {deployment.deployment_id!r} is used twice")
+                ids.add(deployment.deployment_id)
+
+    def route(self, name: str) -> list[ModelConfig]:
+        """The deployments a request for `name` may use, in order: its own, then each fallback model's own."""
+        model = self._models[name]
+        chain = list(model.resolved_deployments())
+        for fallback in model.fallbacks:
+            chain.extend(self._models[fallback].resolved_deployments())
+        return chain
 
     def get(self, name: str) -> ModelConfig | None:
         return self._models.get(name)

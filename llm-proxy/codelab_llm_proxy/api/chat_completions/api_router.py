@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from codelab_llm_proxy.api.chat_completions.serving import ChatCompletionService
+from codelab_llm_proxy.services.rate_limit import Caller
 
 router = APIRouter(tags=["chat"])
 
@@ -24,4 +25,5 @@ async def _disconnected(request: Request) -> None:
 @router.post("/v1/chat/completions")
 async def create_chat_completion(request: Request) -> Response:
     body = await request.body()
-    return await _service(request).create(body, lambda: _disconnected(request))
+    caller = Caller.from_headers(request.headers, request.client.host if request.client else None)
+    return await _service(request).create(body, lambda: _disconnected(request), caller)

@@ -9,7 +9,6 @@ disconnects cancels the generator, which closes the upstream request.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -22,7 +21,9 @@ from codelab_common.http_errors import describe_validation_errors
 from codelab_llm_proxy.api.chat_completions.protocol import ChatCompletionRequest
 from codelab_llm_proxy.core.errors import InvalidRequest, ModelNotFound, ProxyError
 from codelab_llm_proxy.core.model_registry import ModelConfig, ModelRegistry
+from codelab_llm_proxy.services.observability import observe_completion, observe_error, observe_route, observe_upstream
 from codelab_llm_proxy.services.providers import Provider
+from codelab_llm_proxy.services.rate_limit import UNLIMITED, Caller, RateLimiter, Ticket, UsageTap
 from codelab_llm_proxy.services.tool_parsers import StreamingToolCallExtractor, ToolParser, extract_into_completion
 
 log = structlog.get_logger(__name__)
@@ -42,21 +43,30 @@ class ChatCompletionService:
         registry: ModelRegistry,
         providers: Mapping[str, Provider],
         tool_parsers: Mapping[str, ToolParser],
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self._registry = registry
+        self._rate_limiter = rate_limiter
         self._providers = providers
         self._tool_parsers = tool_parsers
         self.in_flight = 0
         """Requests being answered; drops as soon as a client's disconnect has closed its upstream request."""
 
-    async def create(self, raw_body: bytes, disconnected: Callable[[], Awaitable[object]]) -> Response:
-        """Answer one request; `disconnected()` completes when the client goes away (then the work is cancelled)."""
+    async def create(
+        self, raw_body: bytes, disconnected: Callable[[], Awaitable[object]], caller: Caller | None = None
+    ) -> Response:
+        """Answer one request; `disconnected()` completes when the client goes away (then the work is cancelled).
+
+        `caller` (who sent it) picks the rate-limit buckets; over a limit this raises a 429 before any upstream work.
+        """
         body, request = self._validate(raw_body)
         model = self._registry.get(request.model)
         if model is None:
             names = ", ".join(m.name for m in self._registry)
             raise ModelNotFound(f"model {request.model!r} does not exist (available: {names})")
         provider = self._providers[model.name]
+        observe_route(model=model.name, provider=model.provider, stream=request.stream)
+        ticket = await self._admit(caller, model.name, body, len(raw_body))
         upstream_body = {**body, "model": model.upstream_name}
         offered = request.offered_tool_names()
         parser = self._tool_parsers.get(model.name)
@@ -65,24 +75,28 @@ class ChatCompletionService:
         if not offered:
             parser = None
         if request.stream:
-            return await self._stream(model, provider, upstream_body, parser, offered, disconnected)
-        started = time.perf_counter()
+            return await self._stream(model, provider, upstream_body, parser, offered, disconnected, ticket)
         self.in_flight += 1
         try:
-            answer = await _unless_disconnected(provider.complete(upstream_body), disconnected)
+            answer = await _unless_disconnected(observe_completion(provider.complete(upstream_body)), disconnected)
         except ProxyError as exc:
-            log.warning("chat_completion_failed", model=model.name, stream=False, status=exc.status, error=exc.message)
+            observe_error(exc)
+            await ticket.release()
             raise
         except ClientGone:
-            log.info("chat_completion_cancelled", model=model.name, stream=False)
             return Response(status_code=CLIENT_CLOSED_REQUEST)
         finally:
             self.in_flight -= 1
+        await ticket.settle(answer.get("usage"))
         answer["model"] = model.name
         if parser is not None:
             extract_into_completion(answer, parser, offered)
-        log.info("chat_completion", model=model.name, stream=False, duration_s=round(time.perf_counter() - started, 3))
-        return Response(orjson.dumps(answer), media_type="application/json")
+        return Response(orjson.dumps(answer), media_type="application/json", headers=ticket.headers)
+
+    async def _admit(self, caller: Caller | None, model: str, body: dict[str, Any], body_chars: int) -> Ticket:
+        if self._rate_limiter is None:
+            return UNLIMITED
+        return await self._rate_limiter.admit(caller or Caller((), "unknown"), model, body, body_chars)
 
     @staticmethod
     def _validate(raw_body: bytes) -> tuple[dict[str, Any], ChatCompletionRequest]:
@@ -105,17 +119,19 @@ class ChatCompletionService:
         parser: ToolParser | None,
         offered: frozenset[str],
         disconnected: Callable[[], Awaitable[object]],
+        ticket: Ticket = UNLIMITED,
     ) -> Response:
         """Wait for the upstream's first chunk before answering, so early failures keep their HTTP status."""
-        chunks = provider.stream(body)
+        body, tap = ticket.stream_body(body)
+        chunks = observe_upstream(provider.stream(body))
         self.in_flight += 1
         try:
             first = await _unless_disconnected(anext(chunks, None), disconnected)
         except ProxyError as exc:
-            log.warning("chat_completion_failed", model=model.name, stream=True, status=exc.status, error=exc.message)
+            observe_error(exc)
+            await ticket.release()
             raise
         except ClientGone:
-            log.info("chat_completion_cancelled", model=model.name, stream=True)
             return Response(status_code=CLIENT_CLOSED_REQUEST)
         finally:
             self.in_flight -= 1
@@ -123,7 +139,9 @@ class ChatCompletionService:
             await chunks.aclose()
         extractor = StreamingToolCallExtractor(parser, offered) if parser is not None else None
         return StreamingResponse(
-            self._relay(model.name, first, chunks, extractor), media_type="text/event-stream", headers=SSE_HEADERS
+            self._relay(model.name, first, chunks, extractor, ticket, tap),
+            media_type="text/event-stream",
+            headers={**SSE_HEADERS, **ticket.headers},
         )
 
     async def _relay(
@@ -132,13 +150,18 @@ class ChatCompletionService:
         first: dict[str, Any] | None,
         chunks: AsyncGenerator[dict[str, Any], None],
         extractor: StreamingToolCallExtractor | None,
+        ticket: Ticket = UNLIMITED,
+        tap: UsageTap | None = None,
     ) -> AsyncIterator[bytes]:
+        tap = tap or UsageTap(strip=False)
         self.in_flight += 1
-        started = time.perf_counter()
         template: dict[str, Any] = {}
         try:
             chunk = first
             while chunk is not None:
+                if tap.drop(chunk):
+                    chunk = await anext(chunks, None)
+                    continue
                 chunk["model"] = name
                 if extractor is None:
                     yield _event(chunk)
@@ -153,13 +176,13 @@ class ChatCompletionService:
                 if rest:
                     yield b"".join(_event(c) for c in rest)
             yield _DONE
-            log.info("chat_completion", model=name, stream=True, duration_s=round(time.perf_counter() - started, 3))
         except ProxyError as exc:
-            log.warning("chat_completion_failed", model=name, stream=True, status=exc.status, error=exc.message)
+            observe_error(exc)
             yield _event(exc.body())
         finally:
             self.in_flight -= 1
             await chunks.aclose()
+            await ticket.settle(tap.usage)
 
 
 class ClientGone(Exception):

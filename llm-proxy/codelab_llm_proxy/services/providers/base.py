@@ -34,10 +34,10 @@ ProviderFactory = Callable[[ModelConfig, aiohttp.ClientSession], Provider]
 _PROVIDERS: dict[str, ProviderFactory] = {}
 
 
-def register_provider(*names: str) -> Callable[[ProviderFactory], ProviderFactory]:
+def register_provider[F: ProviderFactory](*names: str) -> Callable[[F], F]:
     """Class decorator: make a provider available to models files under each of `names`."""
 
-    def decorate(factory: ProviderFactory) -> ProviderFactory:
+    def decorate(factory: F) -> F:
         for name in names:
             _PROVIDERS[name] = factory
         return factory

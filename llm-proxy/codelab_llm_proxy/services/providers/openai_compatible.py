@@ -8,7 +8,7 @@ longer than the model's read timeout → 504, other 4xx keep their status and th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
@@ -17,6 +17,7 @@ import orjson
 from codelab_llm_proxy.core.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
 from codelab_llm_proxy.core.model_registry import ModelConfig
 from codelab_llm_proxy.services.providers.base import ChatBody, register_provider
+from codelab_llm_proxy.services.routing.retry import parse_retry_after
 
 _DONE = b"[DONE]"
 
@@ -31,7 +32,8 @@ class OpenAICompatibleProvider:
             total=None,
             connect=model.connect_timeout_s,
             sock_connect=model.connect_timeout_s,
-            sock_read=model.read_timeout_s,
+            # The router enforces a first-token limit longer than the idle one (and then the idle one itself).
+            sock_read=max(model.read_timeout_s, model.first_token_timeout_s or 0),
         )
 
     def _headers(self, stream: bool) -> dict[str, str]:
@@ -48,7 +50,7 @@ class OpenAICompatibleProvider:
             ) as response:
                 payload = await response.read()
                 if response.status != 200:
-                    raise _status_error(self._model, response.status, payload)
+                    raise _status_error(self._model, response.status, payload, response.headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _transport_error(self._model, exc) from exc
         try:
@@ -65,7 +67,7 @@ class OpenAICompatibleProvider:
                 self._url, data=orjson.dumps(body), headers=self._headers(True), timeout=self._timeout
             ) as response:
                 if response.status != 200:
-                    raise _status_error(self._model, response.status, await response.read())
+                    raise _status_error(self._model, response.status, await response.read(), response.headers)
                 async for line in response.content:
                     if not line.startswith(b"data:"):
                         continue
@@ -97,14 +99,26 @@ def _transport_error(model: ModelConfig, exc: BaseException) -> UpstreamError:
     return UpstreamError(f"model server for {model.name!r} failed: {type(exc).__name__}: {exc}")
 
 
-def _status_error(model: ModelConfig, status: int, payload: bytes) -> UpstreamError:
+def _status_error(
+    model: ModelConfig, status: int, payload: bytes, headers: Mapping[str, str] | None = None
+) -> UpstreamError:
+    """The typed error for an upstream's non-200 answer, carrying its `Retry-After` (for the router) if given."""
+    error = _status_error_of(model, status, payload)
+    if headers is not None:
+        error.retry_after = parse_retry_after(headers.get("Retry-After"))
+    return error
+
+
+def _status_error_of(model: ModelConfig, status: int, payload: bytes) -> UpstreamError:
     try:
         message = _error_message(orjson.loads(payload))
     except orjson.JSONDecodeError:
         message = payload[:500].decode(errors="replace").strip()
     message = message or f"HTTP {status}"
     if status in (401, 403):
-        return UpstreamError(f"model server for {model.name!r} rejected the proxy's credentials: {message}")
+        error = UpstreamError(f"model server for {model.name!r} rejected the proxy's credentials: {message}")
+        error.retryable = False
+        return error
     if 400 <= status < 500:
         return UpstreamRejected(message, status=status)
     return UpstreamError(f"model server for {model.name!r} failed with HTTP {status}: {message}")

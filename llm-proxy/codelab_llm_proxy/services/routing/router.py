@@ -1,0 +1,259 @@
+"""The routing layer between the chat endpoint and the providers: retries, failover, timeouts, circuit breakers.
+
+A public model maps to an ordered chain of deployments (its own, then its fallback models'). Before the answer's
+first byte reaches the client, a transient failure is retried on the same deployment (backoff with jitter, the
+upstream's `Retry-After` honoured) and then the next deployment is tried; deployments whose breaker is open are
+skipped, and when every one is, the request fails with 503. Once the first chunk has been handed to the client,
+nothing is retried: a failure propagates and the serving layer ends the stream with an in-band error.
+
+Timeouts: connect and idle (silence between chunks, `read_timeout_s`) live in the provider's HTTP client; the
+time to the first chunk (`first_token_timeout_s`) and the whole request (`total_timeout_s`) are enforced here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from codelab_llm_proxy.core.errors import NoDeploymentAvailable, UpstreamError, UpstreamTimeout
+from codelab_llm_proxy.core.model_registry import ModelConfig, ModelRegistry
+from codelab_llm_proxy.services.observability.observation import observe_deployment
+from codelab_llm_proxy.services.providers import ChatBody, Provider, create_provider, provider_names
+from codelab_llm_proxy.services.routing.circuit_breaker import BreakerState, CircuitBreaker
+from codelab_llm_proxy.services.routing.retry import TOO_MANY_REQUESTS, is_transient, retry_delay
+
+Chunk = dict[str, Any]
+
+STATE_CODES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+"""Breaker state as a number (for a metrics gauge): 0 closed, 1 half-open, 2 open."""
+
+
+@dataclass(frozen=True)
+class DeploymentHealth:
+    """One deployment's breaker as seen now (the admin endpoint's rows and the metrics' source)."""
+
+    deployment: str
+    model: str
+    provider: str
+    upstream_model: str
+    base_url: str
+    state: str
+    state_code: int
+    calls: int
+    """Requests that ended in the breaker's window."""
+    failures: int
+    error_ratio: float
+    retry_in_s: float
+    """Seconds until an open breaker lets a probe through (0 otherwise)."""
+
+
+@dataclass
+class Deployment:
+    config: ModelConfig
+    breaker: CircuitBreaker
+    provider: Provider | None = None
+
+    def health(self) -> DeploymentHealth:
+        calls, failures = self.breaker.window()
+        state = self.breaker.state
+        return DeploymentHealth(
+            deployment=self.config.deployment_id,
+            model=self.config.name,
+            provider=self.config.provider,
+            upstream_model=self.config.upstream_name,
+            base_url=self.config.base_url,
+            state=state.value,
+            state_code=STATE_CODES[state],
+            calls=calls,
+            failures=failures,
+            error_ratio=round(failures / calls, 4) if calls else 0.0,
+            retry_in_s=round(self.breaker.retry_in(), 3),
+        )
+
+
+class Router:
+    """Built from the registry at startup (unknown providers fail there); `connect` creates the providers."""
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        known = set(provider_names())
+        self._deployments: dict[str, Deployment] = {}
+        for model in registry:
+            for config in model.resolved_deployments():
+                if config.provider not in known:
+                    raise ValueError(
+                        f"model {model.name!r}: unknown provider {config.provider!r} (known: {sorted(known)})"
+                    )
+                self._deployments[config.deployment_id] = Deployment(config, CircuitBreaker(model.circuit_breaker))
+        self._chains = {
+            model.name: [self._deployments[d.deployment_id] for d in registry.route(model.name)] for model in registry
+        }
+
+    def connect(self, session: aiohttp.ClientSession) -> None:
+        for deployment in self._deployments.values():
+            deployment.provider = create_provider(deployment.config, session)
+
+    def provider_for(self, model: str) -> Provider:
+        """A `Provider` for one public model that routes each request through this router."""
+        return RoutedModel(self, model)
+
+    def health(self) -> list[DeploymentHealth]:
+        """Every deployment's circuit-breaker state, in configuration order."""
+        return [deployment.health() for deployment in self._deployments.values()]
+
+    async def complete(self, model: str, body: ChatBody) -> dict[str, Any]:
+        deployment, answer = await self._attempt(model, lambda d: _complete(d, body))
+        observe_deployment(deployment.config.deployment_id, deployment.config.provider)
+        deployment.breaker.record_success()
+        return answer
+
+    async def stream(self, model: str, body: ChatBody) -> AsyncGenerator[Chunk, None]:
+        """Chunks of the first deployment that starts answering; after the first chunk a failure propagates."""
+        deployment, (chunks, first, started) = await self._attempt(model, lambda d: _open_stream(d, body))
+        observe_deployment(deployment.config.deployment_id, deployment.config.provider)
+        settled = False
+        try:
+            if first is not None:
+                yield first
+                config = deployment.config
+                if config.first_token_timeout_s is None and config.total_timeout_s is None:
+                    async for chunk in chunks:
+                        yield chunk
+                else:
+                    end = started + config.total_timeout_s if config.total_timeout_s is not None else math.inf
+                    while (timed := await _next_within(config, chunks, end)) is not None:
+                        yield timed
+            deployment.breaker.record_success()
+            settled = True
+        except UpstreamError:
+            deployment.breaker.record_failure()
+            settled = True
+            raise
+        finally:
+            if not settled:
+                deployment.breaker.release()
+            await chunks.aclose()
+
+    async def _attempt[T](self, model: str, call: Callable[[Deployment], Awaitable[T]]) -> tuple[Deployment, T]:
+        """Run `call` on the chain's deployments with retries; the winner's breaker permit is still held."""
+        chain = self._chains[model]
+        last: UpstreamError | None = None
+        for deployment in chain:
+            policy = deployment.config.retry
+            for attempt in range(policy.max_attempts):
+                if not deployment.breaker.try_acquire():
+                    break
+                observe_deployment(deployment.config.deployment_id, deployment.config.provider)
+                try:
+                    return deployment, await call(deployment)
+                except UpstreamError as exc:
+                    if not is_transient(exc):
+                        deployment.breaker.record_success()  # it answered; the request itself was refused
+                        raise
+                    deployment.breaker.record_failure()
+                    last = exc
+                    delay = retry_delay(policy, attempt, exc.retry_after) if exc.retryable else None
+                    if delay is None or attempt + 1 == policy.max_attempts:
+                        break
+                    await asyncio.sleep(delay)
+                except BaseException:
+                    deployment.breaker.release()
+                    raise
+        if last is None:
+            wait = max(1.0, min(d.breaker.retry_in() for d in chain))
+            error = NoDeploymentAvailable(
+                f"every deployment of model {model!r} is out of rotation after repeated failures; "
+                f"try again in {math.ceil(wait)} s"
+            )
+            error.retry_after = wait
+            raise error
+        if last.status == TOO_MANY_REQUESTS and last.retry_after is None:
+            last.retry_after = 1.0
+        raise last
+
+
+class RoutedModel:
+    """The `Provider` the serving layer holds for one public model."""
+
+    def __init__(self, router: Router, model: str) -> None:
+        self._router = router
+        self._model = model
+
+    async def complete(self, body: ChatBody) -> dict[str, Any]:
+        return await self._router.complete(self._model, body)
+
+    def stream(self, body: ChatBody) -> AsyncGenerator[Chunk, None]:
+        return self._router.stream(self._model, body)
+
+
+def _provider(deployment: Deployment) -> Provider:
+    if deployment.provider is None:
+        raise RuntimeError("Router.connect() was not called")
+    return deployment.provider
+
+
+async def _complete(deployment: Deployment, body: ChatBody) -> dict[str, Any]:
+    config = deployment.config
+    request = _provider(deployment).complete({**body, "model": config.upstream_name})
+    if config.total_timeout_s is None:
+        return await request
+    try:
+        async with asyncio.timeout(config.total_timeout_s):
+            return await request
+    except TimeoutError:
+        raise _timeout(config, "did not answer", config.total_timeout_s) from None
+
+
+async def _open_stream(
+    deployment: Deployment, body: ChatBody
+) -> tuple[AsyncGenerator[Chunk, None], Chunk | None, float]:
+    """Start the upstream stream and wait for its first chunk (within the first-token and total limits)."""
+    config = deployment.config
+    started = asyncio.get_running_loop().time()
+    chunks = _provider(deployment).stream({**body, "model": config.upstream_name})
+    limit = _min(config.first_token_timeout_s, config.total_timeout_s)
+    try:
+        if limit is None:
+            first = await anext(chunks, None)
+        else:
+            async with asyncio.timeout(limit):
+                first = await anext(chunks, None)
+    except TimeoutError:
+        await chunks.aclose()
+        raise _timeout(config, "sent no first token", limit or 0) from None
+    except BaseException:
+        await chunks.aclose()
+        raise
+    return chunks, first, started
+
+
+async def _next_within(config: ModelConfig, chunks: AsyncGenerator[Chunk, None], end: float) -> Chunk | None:
+    """The next chunk (None at the end) within the idle limit and the request's total deadline `end`.
+
+    Only used when the first-token limit widened the provider's socket timeout or a total limit applies;
+    otherwise the provider's socket timeout alone bounds the silence between chunks."""
+    idle_deadline = asyncio.get_running_loop().time() + config.read_timeout_s
+    deadline = min(idle_deadline, end)
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await anext(chunks)
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        if deadline == end:
+            raise _timeout(config, "did not finish its answer", config.total_timeout_s or 0) from None
+        raise _timeout(config, "went silent for more than", config.read_timeout_s) from None
+
+
+def _timeout(config: ModelConfig, what: str, seconds: float) -> UpstreamTimeout:
+    within = "" if what.endswith("than") else " within"
+    return UpstreamTimeout(f"model server for {config.name!r} ({config.deployment_id}) {what}{within} {seconds:g} s")
+
+
+def _min(*values: float | None) -> float | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
