@@ -1,0 +1,87 @@
+"""A deliberately minimal OpenAI-compatible streaming upstream for benchmarks: raw asyncio on uvloop.
+
+Every `POST .../chat/completions` gets the same precomputed answer: a role chunk, `CONTENT_CHUNKS` content chunks,
+a finish chunk and `[DONE]`, sent at once (no delay) with chunked transfer encoding. No framework, no JSON parsing,
+so the upstream costs next to nothing and the proxy under test is what the figures measure.
+
+    python bench/fast_upstream.py PORT
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+
+CONTENT_CHUNKS = 50
+MODEL = "bench-model"
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
+
+
+def _event(delta: dict[str, object], finish: str | None = None) -> bytes:
+    chunk = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _chunked(part: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(part), part)
+
+
+def _answer() -> bytes:
+    events = [_event({"role": "assistant", "content": ""})]
+    events += [_event({"content": f"tok{i} "}) for i in range(CONTENT_CHUNKS)]
+    events += [_event({}, "stop"), b"data: [DONE]\n\n"]
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    return head + b"".join(_chunked(e) for e in events) + b"0\r\n\r\n"
+
+
+ANSWER = _answer()
+MODELS = json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "bench"}]}).encode()
+NOT_CHAT = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(MODELS), MODELS)
+
+
+class _Upstream(asyncio.Protocol):
+    """HTTP/1.1 keep-alive with Content-Length bodies: enough for aiohttp, httpx and the openai SDK."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while True:
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self._buffer[:end]
+            match = _CONTENT_LENGTH.search(head)
+            total = end + 4 + (int(match.group(1)) if match else 0)
+            if len(self._buffer) < total:
+                return
+            self._buffer = self._buffer[total:]
+            path = head.split(b" ", 2)[1]
+            assert self._transport is not None
+            self._transport.write(ANSWER if path.endswith(b"/chat/completions") else NOT_CHAT)
+
+
+async def serve(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(_Upstream, "127.0.0.1", port, backlog=1024)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    uvloop.run(serve(int(sys.argv[1])))
