@@ -1,0 +1,31 @@
+"""`POST /v1/messages`: Anthropic's Messages endpoint, so the `anthropic` SDK can use any configured model.
+
+Authentication is the proxy's usual key; here it may also come as `x-api-key` (what the SDK sends).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from codelab_llm_proxy.api.chat_completions.api_router import _disconnected
+from codelab_llm_proxy.api.messages.serving import MessagesService
+from codelab_llm_proxy.services.rate_limit import Caller
+
+router = APIRouter(tags=["messages"])
+
+MESSAGES_PATH = "/v1/messages"
+
+
+def _caller(request: Request) -> Caller:
+    headers = dict(request.headers)
+    if "x-internal-auth" not in headers and "x-api-key" in headers:
+        headers["x-internal-auth"] = headers["x-api-key"]
+    return Caller.from_headers(headers, request.client.host if request.client else None)
+
+
+@router.post(MESSAGES_PATH)
+async def create_message(request: Request) -> Response:
+    service: MessagesService = request.app.state.messages
+    body = await request.body()
+    return await service.create(body, lambda: _disconnected(request), _caller(request))

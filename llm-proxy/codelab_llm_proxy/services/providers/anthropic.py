@@ -1,0 +1,120 @@
+"""Anthropic's Messages API (`POST {base_url}/v1/messages`, `x-api-key`, `anthropic-version`).
+
+The proxy speaks OpenAI's shapes inside, so this provider translates the request on the way out and the answer
+(or each streamed event, parsed once with orjson) on the way back, using `services.translation`. HTTP failures
+map to the same typed errors as the OpenAI-compatible provider; an in-band `error` event, or a stream that ends
+before `message_stop`, raises `UpstreamError` so the client gets an in-band error rather than a short answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import aiohttp
+import orjson
+import structlog
+
+from codelab_llm_proxy.core.errors import UpstreamError
+from codelab_llm_proxy.core.model_registry import ModelConfig
+from codelab_llm_proxy.services.providers.base import ChatBody, register_provider
+from codelab_llm_proxy.services.providers.openai_compatible import _status_error, _transport_error
+from codelab_llm_proxy.services.translation.anthropic_request import openai_to_anthropic_request, thinking_requested
+from codelab_llm_proxy.services.translation.anthropic_response import openai_completion
+from codelab_llm_proxy.services.translation.anthropic_stream import AnthropicStreamError, AnthropicToOpenAIStream
+
+log = structlog.get_logger(__name__)
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+@register_provider("anthropic")
+class AnthropicProvider:
+    def __init__(self, model: ModelConfig, session: aiohttp.ClientSession) -> None:
+        self._model = model
+        self._session = session
+        self._url = f"{model.base_url}/v1/messages"
+        self._timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=model.connect_timeout_s,
+            sock_connect=model.connect_timeout_s,
+            sock_read=model.read_timeout_s,
+        )
+
+    def _headers(self, stream: bool) -> dict[str, str]:
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
+            "anthropic-version": ANTHROPIC_VERSION,
+        }
+        key = self._model.api_key()
+        if key:
+            headers["x-api-key"] = key
+        return headers
+
+    def _request(self, body: ChatBody) -> bytes:
+        request = openai_to_anthropic_request(body, default_max_tokens=self._model.max_output_tokens)
+        return orjson.dumps(request)
+
+    async def complete(self, body: ChatBody) -> dict[str, Any]:
+        data = self._request(body)
+        try:
+            async with self._session.post(
+                self._url, data=data, headers=self._headers(False), timeout=self._timeout
+            ) as response:
+                payload = await response.read()
+                if response.status != 200:
+                    raise _status_error(self._model, response.status, payload, response.headers)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _transport_error(self._model, exc) from exc
+        try:
+            message = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"model server for {self._model.name!r} answered with invalid JSON") from None
+        if not isinstance(message, dict) or message.get("type") != "message":
+            error = message.get("error") if isinstance(message, dict) else None
+            detail = error.get("message") if isinstance(error, dict) else None
+            raise UpstreamError(detail or f"model server for {self._model.name!r} sent no message")
+        return openai_completion(
+            message, model=body["model"], created=int(time.time()), include_reasoning=thinking_requested(body)
+        )
+
+    async def stream(self, body: ChatBody) -> AsyncGenerator[dict[str, Any], None]:
+        data = self._request({**body, "stream": True})
+        translator = AnthropicToOpenAIStream(
+            model=body["model"],
+            created=int(time.time()),
+            include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
+            include_reasoning=thinking_requested(body),
+        )
+        try:
+            async with self._session.post(
+                self._url, data=data, headers=self._headers(True), timeout=self._timeout
+            ) as response:
+                if response.status != 200:
+                    raise _status_error(self._model, response.status, await response.read(), response.headers)
+                async for line in response.content:
+                    if not line.startswith(b"data:"):
+                        continue  # `event:` lines repeat the payload's `type`; blank lines end events
+                    try:
+                        event = orjson.loads(line[5:])
+                    except orjson.JSONDecodeError:
+                        raise UpstreamError(
+                            f"model server for {self._model.name!r} sent an invalid stream event"
+                        ) from None
+                    for chunk in translator.feed(event):
+                        yield chunk
+                    if translator.done:
+                        break
+        except AnthropicStreamError as exc:
+            raise UpstreamError(exc.message or f"model server failed mid-stream ({exc.type})") from None
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            if isinstance(exc, UpstreamError):
+                raise
+            raise _transport_error(self._model, exc) from exc
+        finally:
+            if translator.dropped_thinking:
+                log.info("thinking_dropped", model=self._model.name, deltas=translator.dropped_thinking)
+        if not translator.done:
+            raise UpstreamError(f"model server for {self._model.name!r} ended the stream before message_stop")
