@@ -18,8 +18,8 @@ import structlog
 
 from codelab_llm_proxy.core.errors import UpstreamError
 from codelab_llm_proxy.core.model_registry import ModelConfig
+from codelab_llm_proxy.services.providers import upstream_http
 from codelab_llm_proxy.services.providers.base import ChatBody, register_provider
-from codelab_llm_proxy.services.providers.openai_compatible import _status_error, _transport_error
 from codelab_llm_proxy.services.translation.anthropic_request import openai_to_anthropic_request, thinking_requested
 from codelab_llm_proxy.services.translation.anthropic_response import openai_completion
 from codelab_llm_proxy.services.translation.anthropic_stream import AnthropicStreamError, AnthropicToOpenAIStream
@@ -35,12 +35,7 @@ class AnthropicProvider:
         self._model = model
         self._session = session
         self._url = f"{model.base_url}/v1/messages"
-        self._timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=model.connect_timeout_s,
-            sock_connect=model.connect_timeout_s,
-            sock_read=model.read_timeout_s,
-        )
+        self._timeout = upstream_http.client_timeout(model)
 
     def _headers(self, stream: bool) -> dict[str, str]:
         headers = {
@@ -58,16 +53,9 @@ class AnthropicProvider:
         return orjson.dumps(request)
 
     async def complete(self, body: ChatBody) -> dict[str, Any]:
-        data = self._request(body)
-        try:
-            async with self._session.post(
-                self._url, data=data, headers=self._headers(False), timeout=self._timeout
-            ) as response:
-                payload = await response.read()
-                if response.status != 200:
-                    raise _status_error(self._model, response.status, payload, response.headers)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _transport_error(self._model, exc) from exc
+        payload = await upstream_http.post(
+            self._session, self._model, self._url, self._request(body), self._headers(False), self._timeout
+        )
         try:
             message = orjson.loads(payload)
         except orjson.JSONDecodeError:
@@ -89,12 +77,10 @@ class AnthropicProvider:
             include_reasoning=thinking_requested(body),
         )
         try:
-            async with self._session.post(
-                self._url, data=data, headers=self._headers(True), timeout=self._timeout
-            ) as response:
-                if response.status != 200:
-                    raise _status_error(self._model, response.status, await response.read(), response.headers)
-                async for line in response.content:
+            async with upstream_http.open_stream(
+                self._session, self._model, self._url, data, self._headers(True), self._timeout
+            ) as lines:
+                async for line in lines:
                     if not line.startswith(b"data:"):
                         continue  # `event:` lines repeat the payload's `type`; blank lines end events
                     try:
@@ -109,10 +95,6 @@ class AnthropicProvider:
                         break
         except AnthropicStreamError as exc:
             raise UpstreamError(exc.message or f"model server failed mid-stream ({exc.type})") from None
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            if isinstance(exc, UpstreamError):
-                raise
-            raise _transport_error(self._model, exc) from exc
         finally:
             if translator.dropped_thinking:
                 log.info("thinking_dropped", model=self._model.name, deltas=translator.dropped_thinking)
