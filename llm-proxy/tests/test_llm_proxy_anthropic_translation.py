@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from codelab_common.testing import FakeAnthropic, FakeOpenAI
+from codelab_llm_proxy.services.translation.anthropic_request import anthropic_to_openai_request
 from codelab_llm_proxy.services.translation.anthropic_stream import AnthropicToOpenAIStream, OpenAIToAnthropicStream
 from tests.fixtures.llm_proxy import RunningLLMProxy
 
@@ -317,3 +318,26 @@ def test_openai_chunks_without_any_content_still_make_a_whole_anthropic_stream()
     stream = OpenAIToAnthropicStream(model="m")
     names = [name for name, _ in stream.finish()]
     assert names == ["message_start", "message_delta", "message_stop"]
+
+
+def test_a_tool_result_marked_as_an_error_tells_an_openai_model_so() -> None:
+    body = {
+        "model": "m",
+        "max_tokens": 10,
+        "messages": [
+            {"role": "user", "content": "read a.py"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "read_file", "input": {}}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": "no such file", "is_error": True},
+                    {"type": "tool_result", "tool_use_id": "t2", "content": [{"type": "text", "text": "ok"}]},
+                ],
+            },
+        ],
+    }
+    messages = anthropic_to_openai_request(body, keep_thinking=False)["messages"]
+    assert messages[-2:] == [
+        {"role": "tool", "tool_call_id": "t1", "content": "Error: no such file"},
+        {"role": "tool", "tool_call_id": "t2", "content": "ok"},
+    ]

@@ -26,7 +26,11 @@ from codelab_llm_proxy.core.errors import InvalidRequest, ProxyError
 from codelab_llm_proxy.core.model_registry import ModelRegistry
 from codelab_llm_proxy.services.rate_limit import Caller
 from codelab_llm_proxy.services.translation.anthropic_request import anthropic_to_openai_request
-from codelab_llm_proxy.services.translation.anthropic_response import anthropic_error_type, anthropic_message
+from codelab_llm_proxy.services.translation.anthropic_response import (
+    ANTHROPIC_ERROR_TYPES,
+    anthropic_error_type,
+    anthropic_message,
+)
 from codelab_llm_proxy.services.translation.anthropic_stream import OpenAIToAnthropicStream
 
 _DROPPED_HEADERS = frozenset({"content-type", "content-length"})
@@ -116,7 +120,9 @@ async def _translate_stream(sse: AsyncIterable[Any], model: str) -> AsyncIterato
 
 
 def _in_band_error(error: dict[str, Any]) -> bytes:
-    detail = {"type": "api_error", "message": str(error.get("message", ""))}
+    """Anthropic's `event: error`; an Anthropic upstream's own error type (e.g. `overloaded_error`) is kept."""
+    kind = error.get("type")
+    detail = {"type": kind if kind in ANTHROPIC_ERROR_TYPES else "api_error", "message": str(error.get("message", ""))}
     if error.get("code"):
         detail["code"] = str(error["code"])
     body = {"type": "error", "error": detail}

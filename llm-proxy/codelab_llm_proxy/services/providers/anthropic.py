@@ -94,7 +94,8 @@ class AnthropicProvider:
                     if translator.done:
                         break
         except AnthropicStreamError as exc:
-            raise UpstreamError(exc.message or f"model server failed mid-stream ({exc.type})") from None
+            message = exc.message or f"model server failed mid-stream ({exc.type})"
+            raise UpstreamError(message, type=exc.type) from None
         finally:
             if translator.dropped_thinking:
                 log.info("thinking_dropped", model=self._model.name, deltas=translator.dropped_thinking)

@@ -258,17 +258,20 @@ def _openai_user_messages(content: Any) -> list[Body]:
 
 
 def _tool_result_text(block: Body) -> str:
+    """The result as text; OpenAI's tool message has no error flag, so `is_error` becomes an `Error:` prefix."""
     content = block.get("content")
     if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    texts = []
-    for part in content:
-        if part.get("type") != "text":
-            raise InvalidRequest(f"tool_result content of type {part.get('type')!r} is not supported")
-        texts.append(part["text"])
-    return "\n".join(texts)
+        text = ""
+    elif isinstance(content, str):
+        text = content
+    else:
+        texts = []
+        for part in content:
+            if part.get("type") != "text":
+                raise InvalidRequest(f"tool_result content of type {part.get('type')!r} is not supported")
+            texts.append(part["text"])
+        text = "\n".join(texts)
+    return f"Error: {text}" if block.get("is_error") else text
 
 
 def _openai_assistant_message(content: Any, *, keep_thinking: bool) -> Body:

@@ -78,6 +78,9 @@ def anthropic_usage(usage: Body | None) -> Body:
     }
 
 
+ANTHROPIC_ERROR_TYPES = frozenset({*_HTTP_ERROR_TYPES.values(), "api_error"})
+
+
 def anthropic_error_type(status: int) -> str:
     """Anthropic's error `type` for an HTTP status (5xx other than 529 are `api_error`)."""
     return _HTTP_ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
