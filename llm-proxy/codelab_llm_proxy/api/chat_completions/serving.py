@@ -76,22 +76,32 @@ class ChatCompletionService:
             parser = None
         if request.stream:
             return await self._stream(model, provider, upstream_body, parser, offered, disconnected, ticket)
-        self.in_flight += 1
         try:
-            answer = await _unless_disconnected(observe_completion(provider.complete(upstream_body)), disconnected)
-        except ProxyError as exc:
-            observe_error(exc)
-            await ticket.release()
-            raise
+            answer = await self._await_upstream(
+                observe_completion(provider.complete(upstream_body)), ticket, disconnected
+            )
         except ClientGone:
             return Response(status_code=CLIENT_CLOSED_REQUEST)
-        finally:
-            self.in_flight -= 1
         await ticket.settle(answer.get("usage"))
         answer["model"] = model.name
         if parser is not None:
             extract_into_completion(answer, parser, offered)
         return Response(orjson.dumps(answer), media_type="application/json", headers=ticket.headers)
+
+    async def _await_upstream[T](
+        self, work: Awaitable[T], ticket: Ticket, disconnected: Callable[[], Awaitable[object]]
+    ) -> T:
+        """The upstream's answer (or first chunk), counted in flight; a failure is observed and gives the ticket's
+        tokens back; `ClientGone` if the client left first."""
+        self.in_flight += 1
+        try:
+            return await _unless_disconnected(work, disconnected)
+        except ProxyError as exc:
+            observe_error(exc)
+            await ticket.release()
+            raise
+        finally:
+            self.in_flight -= 1
 
     async def _admit(self, caller: Caller | None, model: str, body: dict[str, Any], body_chars: int) -> Ticket:
         if self._rate_limiter is None:
@@ -124,17 +134,10 @@ class ChatCompletionService:
         """Wait for the upstream's first chunk before answering, so early failures keep their HTTP status."""
         body, tap = ticket.stream_body(body)
         chunks = observe_upstream(provider.stream(body))
-        self.in_flight += 1
         try:
-            first = await _unless_disconnected(anext(chunks, None), disconnected)
-        except ProxyError as exc:
-            observe_error(exc)
-            await ticket.release()
-            raise
+            first = await self._await_upstream(anext(chunks, None), ticket, disconnected)
         except ClientGone:
             return Response(status_code=CLIENT_CLOSED_REQUEST)
-        finally:
-            self.in_flight -= 1
         if first is None:
             await chunks.aclose()
         extractor = StreamingToolCallExtractor(parser, offered) if parser is not None else None
