@@ -1,4 +1,4 @@
-"""The bare-JSON tool-call parser (Qwen2.5-Coder) and its use on whole answers and on streams of chunks."""
+"""The JSON-text tool-call parser (Qwen2.5-Coder) and its use on whole answers and on streams of chunks."""
 
 from __future__ import annotations
 
@@ -15,12 +15,22 @@ from codelab_llm_proxy.services.tool_parsers import (
 )
 
 PARSER = get_tool_parser("json")
-OFFERED = frozenset({"read_file", "list_files"})
+READ_SCHEMA = {
+    "type": "object",
+    "properties": {"path": {"type": "string"}, "end_line": {"type": "integer"}},
+    "required": ["path"],
+}
+OFFERED: dict[str, dict[str, Any]] = {"read_file": READ_SCHEMA, "list_files": {"type": "object", "properties": {}}}
 
 
-def calls(text: str, offered: frozenset[str] = OFFERED) -> list[tuple[str, dict[str, Any]]] | None:
+def calls(text: str, offered: dict[str, dict[str, Any]] = OFFERED) -> list[tuple[str, dict[str, Any]]] | None:
     found = PARSER.extract(text, offered)
-    return None if found is None else [(c.name, orjson.loads(c.arguments)) for c in found]
+    return None if found is None else [(c.name, orjson.loads(c.arguments)) for c in found.calls]
+
+
+def prose(text: str) -> str | None:
+    found = PARSER.extract(text, OFFERED)
+    return None if found is None else text[: found.text_end]
 
 
 @pytest.mark.parametrize(
@@ -46,6 +56,29 @@ def test_a_list_and_a_sequence_of_calls_become_several_calls() -> None:
     assert calls(listed) == [("read_file", {"path": "a.py"}), ("list_files", {})]
     sequence = '{"name": "read_file", "arguments": {"path": "a.py"}}\n{"name": "read_file", "arguments": {"path": "b"}}'
     assert calls(sequence) == [("read_file", {"path": "a.py"}), ("read_file", {"path": "b"})]
+    tagged = '<tool_call>\n{"name": "list_files", "arguments": {}}\n</tool_call>\n<tool_call>{"name": "list_files", '
+    assert calls(tagged + '"arguments": {}}</tool_call>') == [("list_files", {}), ("list_files", {})]
+
+
+def test_prose_then_a_fenced_call_is_a_call_and_the_prose_stays_text() -> None:
+    text = 'I will read it first.\n```json\n{"name": "read_file", "arguments": {"path": "main.py"}}\n```\nThen...'
+    assert calls(text) == [("read_file", {"path": "main.py"})]
+    assert prose(text) == "I will read it first.\n"
+
+
+def test_what_the_model_writes_after_its_calls_is_dropped() -> None:
+    invented = '<tool_call>\n{"name": "read_file", "arguments": {"path": "a.py"}}\n</tool_call>\n<tool_response>\n{"x": 1}'
+    assert calls(invented) == [("read_file", {"path": "a.py"})]
+    assert prose(invented) == ""
+
+
+def test_a_call_whose_arguments_do_not_fit_the_schema_is_no_call() -> None:
+    assert calls('{"name": "read_file", "arguments": {"end_line": 3}}') is None, "path is required"
+    assert calls('{"name": "read_file", "arguments": {"path": 7}}') is None, "path must be a string"
+    assert calls('{"name": "read_file", "arguments": {"path": "a", "end_line": "x"}}') is None
+    assert calls('{"name": "read_file", "arguments": {"path": "a", "extra": 1}}') == [
+        ("read_file", {"path": "a", "extra": 1})
+    ], "undeclared keys are the caller's to drop"
 
 
 def test_arguments_keep_markdown_fences_inside_strings() -> None:
@@ -59,8 +92,6 @@ def test_arguments_keep_markdown_fences_inside_strings() -> None:
         '{"name": "delete_everything", "arguments": {}}',  # a tool nobody offered
         '{"name": "Alice", "age": 31}',  # ordinary JSON
         '{"path": "main.py"}',
-        "Sure! Here is the call:\n" + '{"name": "read_file", "arguments": {"path": "main.py"}}',  # prose first
-        '{"name": "read_file", "arguments": {"path": "main.py"}}\nThis reads the file.',  # prose after
         '{"name": "read_file", "arguments": {"path": "main.py"',  # cut off
         '[{"name": "read_file", "arguments": {}}, {"name": "nope", "arguments": {}}]',  # one bad call spoils all
         "[]",
@@ -76,36 +107,38 @@ def test_anything_else_stays_text(text: str) -> None:
 
 
 def test_no_offered_tools_means_no_calls() -> None:
-    assert calls('{"name": "read_file", "arguments": {}}', frozenset()) is None
+    assert calls('{"name": "read_file", "arguments": {"path": "a"}}', {}) is None
 
 
 @pytest.mark.parametrize(
-    ("prefix", "kind"),
+    ("text", "released"),
     [
-        ("", "undecided"),
-        ("  \n", "undecided"),
-        ("{", "undecided"),
-        ('{"na', "call"),
-        ("[", "undecided"),
-        ('[ {"', "call"),
-        ("`", "undecided"),
-        ("``", "undecided"),
-        ("```", "undecided"),
-        ("```js", "undecided"),
-        ("```json\n", "undecided"),
-        ('```json\n{"', "call"),
-        ("```python\n", "text"),
-        ("```py", "text"),
-        ("```json\nprint(1)", "text"),
-        ("<tool", "undecided"),
-        ('<tool_call>\n{"', "call"),
-        ("Hello", "text"),
-        ("[link](http://x)", "text"),
-        ("{x for x in y}", "text"),
+        ("", ""),
+        ("{", ""),
+        ('{"na', ""),
+        ("[", ""),
+        ('[ {"', ""),
+        ("`", ""),
+        ("```", ""),
+        ("```js", ""),
+        ("```json\n", ""),
+        ('```json\n{"', ""),
+        ("```python\nx = 1", "```python\nx = 1"),
+        ('```python\nd = {"a": 1}\n``` and {"', '```python\nd = {"a": 1}\n``` and '),
+        ("```py", "```py"),
+        ("```json\nprint(1)", "```json\nprint(1)"),
+        ("<tool", ""),
+        ('<tool_call>\n{"', ""),
+        ("Hello", "Hello"),
+        ("I will read it.\n```json\n{", "I will read it.\n"),
+        ("Done. <tool_response>", "Done. "),
+        ("[link](http://x) <b>", "[link](http://x) <b>"),
+        ("{x for x in y}", "{x for x in y}"),
     ],
 )
-def test_stream_holds_text_only_while_it_could_be_a_call(prefix: str, kind: str) -> None:
-    assert PARSER.classify_prefix(prefix) == kind
+def test_stream_holds_text_only_from_where_a_call_could_start(text: str, released: str) -> None:
+    scanner = PARSER.scanner()
+    assert text[: scanner.release_point(text)] == released
 
 
 def completion(content: str | None, finish: str = "stop", **message: Any) -> dict[str, Any]:
@@ -130,10 +163,17 @@ def test_whole_answer_becomes_an_openai_tool_call() -> None:
     assert orjson.loads(call["function"]["arguments"]) == {"path": "main.py"}
 
 
-def test_answer_cut_off_at_max_tokens_stays_text_even_if_it_parses() -> None:
-    answer = completion('{"name": "read_file", "arguments": {}}', finish="length")
+def test_prose_before_a_call_stays_the_content_of_a_whole_answer() -> None:
+    answer = completion('Let me look.\n<tool_call>\n{"name": "read_file", "arguments": {"path": "a"}}\n</tool_call>')
     extract_into_completion(answer, PARSER, OFFERED)
-    assert answer["choices"][0]["message"]["content"] == '{"name": "read_file", "arguments": {}}'
+    message = answer["choices"][0]["message"]
+    assert message["content"] == "Let me look." and message["tool_calls"][0]["function"]["name"] == "read_file"
+
+
+def test_answer_cut_off_at_max_tokens_stays_text_even_if_it_parses() -> None:
+    answer = completion('{"name": "list_files", "arguments": {}}', finish="length")
+    extract_into_completion(answer, PARSER, OFFERED)
+    assert answer["choices"][0]["message"]["content"] == '{"name": "list_files", "arguments": {}}'
     assert "tool_calls" not in answer["choices"][0]["message"]
 
 
@@ -213,6 +253,7 @@ def test_two_streamed_calls_get_their_own_indexes_and_ids() -> None:
         ('{"name": "read_file", "arguments": {"path": "main.py"}}', "length"),
         ('{"name": "read_file", "arguments": {"pa', "length"),
         ('{"name": "read_file", "arguments": {}} and then prose', "stop"),
+        ('Here is a dict: {"name": "Bob"} and more', "stop"),
     ],
 )
 def test_held_json_that_is_no_call_comes_out_as_the_same_text(text: str, finish: str) -> None:
@@ -227,6 +268,24 @@ def test_native_streamed_tool_calls_pass_untouched() -> None:
     delta = {"tool_calls": [{"index": 0, "id": "call_n", "type": "function", "function": {"name": "x"}}]}
     chunk = {"id": "c", "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
     assert extractor.process(orjson.loads(orjson.dumps(chunk))) == [chunk]
+
+
+def test_streamed_prose_goes_out_at_once_and_the_fenced_call_after_it_becomes_a_call() -> None:
+    text = 'I will read it.\n```json\n{"name": "read_file", "arguments": {"path": "a.py"}}\n```\nDone!'
+    per_input, sent = run_stream(text)
+    assert sent_text([c for out in per_input[:7] for c in out]) == "I will read it.\n", "prose is not held"
+    assert sent_text(sent) == "I will read it.\n", "text after the call is dropped"
+    heads = [c["choices"][0]["delta"]["tool_calls"][0] for c in sent if "tool_calls" in c["choices"][0]["delta"]]
+    assert heads[0]["function"]["name"] == "read_file"
+    assert sent[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_a_tool_result_the_model_writes_itself_is_held_and_sent_whole_at_the_end() -> None:
+    text = 'The file says:\n<tool_response>\n{"content": "x = 1"}\n</tool_response>'
+    per_input, sent = run_stream(text)
+    pieces = [sent_text(out) for out in per_input if sent_text(out)]
+    assert pieces[-1] == '<tool_response>\n{"content": "x = 1"}\n</tool_response>'
+    assert sent_text(sent) == text
 
 
 def test_usage_chunk_passes_and_dropped_stream_flushes_held_text() -> None:
@@ -252,9 +311,16 @@ def test_usage_on_a_finish_chunk_that_becomes_several_chunks_is_sent_once() -> N
 
 
 def test_forced_tool_choice_limits_the_calls_to_that_tool() -> None:
-    tools = [{"type": "function", "function": {"name": n}} for n in ("read_file", "list_files")]
+    tools = [{"type": "function", "function": {"name": n, "parameters": s}} for n, s in OFFERED.items()]
     body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": tools}
     assert ChatCompletionRequest.model_validate(body).offered_tool_names() == OFFERED
     forced = {**body, "tool_choice": {"type": "function", "function": {"name": "list_files"}}}
-    assert ChatCompletionRequest.model_validate(forced).offered_tool_names() == {"list_files"}
-    assert ChatCompletionRequest.model_validate({**body, "tool_choice": "none"}).offered_tool_names() == frozenset()
+    assert ChatCompletionRequest.model_validate(forced).offered_tool_names() == {"list_files": OFFERED["list_files"]}
+    assert ChatCompletionRequest.model_validate({**body, "tool_choice": "none"}).offered_tool_names() == {}
+
+
+def test_flush_after_calls_sends_nothing_more() -> None:
+    extractor = StreamingToolCallExtractor(PARSER, OFFERED)
+    for chunk in chunks_for('{"name": "list_files", "arguments": {}}'):
+        extractor.process(chunk)
+    assert extractor.flush({"id": "c"}) == []

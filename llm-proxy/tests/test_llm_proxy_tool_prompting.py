@@ -1,4 +1,4 @@
-"""How the bare-JSON family is prompted: tools as a listing, a grammar for llama.cpp, flattened history on demand."""
+"""How the JSON-text family is prompted: tools as a listing, a grammar for llama.cpp, the history in native roles."""
 
 from codelab_llm_proxy.services.tool_parsers import get_tool_parser
 from codelab_llm_proxy.services.tool_parsers.gbnf import tool_call_grammar
@@ -28,10 +28,12 @@ def test_tools_become_a_listing_in_the_system_message_with_a_grammar() -> None:
     assert "tools" not in prepared and "tool_choice" not in prepared and prepared["temperature"] == 0
     system = prepared["messages"][0]["content"]
     assert system.startswith("Be brief.\nTools:\n- read_file(path, end_line?): Read a file.\n- write_file(path?)\n")
-    assert '{"name": "read_file", "arguments": {"path": "utils.py"}}' in system
+    assert '<tool_call>\n{"name": "<tool name>", "arguments":' in system
+    assert "utils.py" not in system, "no example file name for the model to copy"
     assert prepared["messages"][1:] == ASK[1:]
     assert '"\\"read_file\\"" | "\\"write_file\\""' in prepared["grammar"]
-    assert "root ::= call | text" in prepared["grammar"]
+    assert "root ::= calls | text" in prepared["grammar"]
+    assert prepared["stop"] == ["<tool_response>"]
 
 
 def test_the_prompt_is_byte_stable_across_turns() -> None:
@@ -49,19 +51,18 @@ def test_a_forced_tool_allows_only_a_call_to_it() -> None:
     choice = {"type": "function", "function": {"name": "write_file"}}
     prepared = PARSER.prepare_request({"messages": ASK, "tools": [READ, WRITE], "tool_choice": choice}, constrain=True)
     assert "read_file" not in prepared["messages"][0]["content"]
-    assert prepared["grammar"].startswith("root ::= call\n") and "text ::=" not in prepared["grammar"]
+    assert prepared["grammar"].startswith("root ::= calls\n") and "text ::=" not in prepared["grammar"]
 
 
-def test_tool_choice_none_writes_calls_and_results_out_as_text_and_restates_the_request() -> None:
-    prepared = PARSER.prepare_request(
-        {"messages": AFTER_RESULT, "tools": [READ], "tool_choice": "none"}, constrain=True
+def test_the_history_keeps_its_native_roles_and_tool_choice_none_only_takes_the_tools_away() -> None:
+    prepared = PARSER.prepare_request({"messages": AFTER_RESULT, "tools": [READ]}, constrain=True)
+    assert prepared["messages"][1:] == AFTER_RESULT[1:]
+    answer_only = PARSER.prepare_request(
+        {"messages": AFTER_RESULT, "tools": [READ], "tool_choice": "none", "stop": "END"}, constrain=True
     )
-    assert "grammar" not in prepared and "tools" not in prepared
-    assert prepared["messages"] == [
-        *ASK,
-        {"role": "assistant", "content": 'read_file {"path": "main.py"} returned:\n{"content": "print(1)"}'},
-        {"role": "user", "content": "Now answer my request: explain main.py"},
-    ]
+    assert "grammar" not in answer_only and "tools" not in answer_only
+    assert answer_only["messages"] == AFTER_RESULT
+    assert answer_only["stop"] == ["END", "<tool_response>"]
 
 
 def test_the_grammar_names_only_offered_tools_and_escapes_them() -> None:

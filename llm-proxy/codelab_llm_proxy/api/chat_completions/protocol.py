@@ -100,11 +100,13 @@ class ChatCompletionRequest(_Wire):
     stop: str | list[str] | None = None
     n: int | None = Field(default=None, ge=1)
 
-    def offered_tool_names(self) -> frozenset[str]:
-        """Names of the tools the model may call: none for `tool_choice: "none"`, only the named one if forced."""
+    def offered_tool_names(self) -> dict[str, dict[str, Any]]:
+        """The tools the model may call, name → parameters schema: none for `tool_choice: "none"`, only the named
+        one if forced."""
         if not self.tools or self.tool_choice == "none":
-            return frozenset()
-        names = frozenset(tool.function.name for tool in self.tools)
+            return {}
+        offered = {tool.function.name: tool.function.parameters or {} for tool in self.tools}
         if isinstance(self.tool_choice, NamedToolChoice):
-            return names & {self.tool_choice.function.name}
-        return names
+            forced = self.tool_choice.function.name
+            return {forced: offered[forced]} if forced in offered else {}
+        return offered

@@ -2,8 +2,10 @@
 
 from codelab_llm_proxy.services.tool_parsers import json_tool_parser as _json_tool_parser  # noqa: F401
 from codelab_llm_proxy.services.tool_parsers.base import (
+    CallScanner,
+    Extraction,
+    OfferedTools,
     ParsedToolCall,
-    PrefixKind,
     ToolParser,
     get_tool_parser,
     register_tool_parser,
@@ -12,8 +14,10 @@ from codelab_llm_proxy.services.tool_parsers.base import (
 from codelab_llm_proxy.services.tool_parsers.extraction import StreamingToolCallExtractor, extract_into_completion
 
 __all__ = [
+    "CallScanner",
+    "Extraction",
+    "OfferedTools",
     "ParsedToolCall",
-    "PrefixKind",
     "StreamingToolCallExtractor",
     "ToolParser",
     "extract_into_completion",

@@ -1,8 +1,9 @@
 """Apply a `ToolParser` to whole completions and to streams of chunks.
 
 A recovered call becomes a real OpenAI tool call: id `call_<random>`, arguments as a JSON string,
-`finish_reason: "tool_calls"`, message content None. Native `tool_calls` from the upstream pass untouched, and
-an answer cut off by `max_tokens` (finish_reason "length") always stays text.
+`finish_reason: "tool_calls"`; the prose the model wrote before it stays the message's content. Native
+`tool_calls` from the upstream pass untouched, and an answer cut off by `max_tokens` (finish_reason "length")
+always stays text.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from codelab_llm_proxy.services.tool_parsers.base import ParsedToolCall, ToolParser
+from codelab_llm_proxy.services.tool_parsers.base import CallScanner, OfferedTools, ParsedToolCall, ToolParser
 
 ARGUMENT_PIECE = 4096
 """Streamed arguments are split into pieces of this many characters, so no SSE line grows unbounded."""
@@ -20,8 +21,8 @@ def new_call_id() -> str:
     return f"call_{secrets.token_hex(12)}"
 
 
-def extract_into_completion(answer: dict[str, Any], parser: ToolParser, offered: frozenset[str]) -> None:
-    """Rewrite, in place, each choice of a `chat.completion` whose text is a call to an offered tool."""
+def extract_into_completion(answer: dict[str, Any], parser: ToolParser, offered: OfferedTools) -> None:
+    """Rewrite, in place, each choice of a `chat.completion` whose text holds calls to offered tools."""
     for choice in answer.get("choices") or ():
         message = choice.get("message")
         if not isinstance(message, dict) or message.get("tool_calls") or choice.get("finish_reason") == "length":
@@ -29,36 +30,45 @@ def extract_into_completion(answer: dict[str, Any], parser: ToolParser, offered:
         content = message.get("content")
         if not isinstance(content, str):
             continue
-        calls = parser.extract(content, offered)
-        if calls:
-            message["content"] = None
+        found = parser.extract(content, offered)
+        if found:
+            message["content"] = content[: found.text_end].strip() or None
             message["tool_calls"] = [
                 {"id": new_call_id(), "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                for c in calls
+                for c in found.calls
             ]
             choice["finish_reason"] = "tool_calls"
 
 
 class _ChoiceState:
-    """Hold-back state of one choice: `held` text while it may still be a call; `passing` once it cannot."""
+    """One choice's answer so far, how much of it was sent, and the scanner that says how much may be."""
 
-    __slots__ = ("held", "passing", "settled_call")
+    __slots__ = ("done", "scanner", "sent", "text")
 
-    def __init__(self) -> None:
-        self.held: list[str] = []
-        self.passing = False
-        self.settled_call = False
+    def __init__(self, scanner: CallScanner) -> None:
+        self.text = ""
+        self.sent = 0
+        self.scanner = scanner
+        self.done = False
+        """Native tool calls arrived or the choice finished: everything passes from now on."""
+
+    def release(self, upto: int) -> str:
+        if not self.done and not self.text[:upto].strip():
+            return ""  # whitespace before a call is no prose
+        piece = self.text[self.sent : upto]
+        self.sent = max(self.sent, upto)
+        return piece
 
 
 class StreamingToolCallExtractor:
     """Per-request filter of `chat.completion.chunk` dicts (one per upstream chunk, in order).
 
-    Text passes through at once unless the answer so far could still be a call; then it is held. When the
-    choice finishes, held text is parsed: calls go out as tool-call deltas (header with id, type and name,
-    then the arguments) and a `tool_calls` finish; anything else goes out as the text it was.
+    Text passes through at once up to the first place a call may start; from there it is held. When the choice
+    finishes, the answer is parsed: calls go out as tool-call deltas (header with id, type and name, then the
+    arguments) and a `tool_calls` finish, after the prose that preceded them; anything else goes out as text.
     """
 
-    def __init__(self, parser: ToolParser, offered: frozenset[str]) -> None:
+    def __init__(self, parser: ToolParser, offered: OfferedTools) -> None:
         self._parser = parser
         self._offered = offered
         self._choices: dict[int, _ChoiceState] = {}
@@ -87,10 +97,9 @@ class StreamingToolCallExtractor:
         """Held text of choices whose stream ended without a finish_reason (upstream dropped): send it as text."""
         out = []
         for index, state in self._choices.items():
-            if state.held and not state.passing:
-                text = "".join(state.held)
-                state.held.clear()
-                choice = {"index": index, "delta": {"content": text}, "finish_reason": None}
+            held = state.release(len(state.text))
+            if held:
+                choice = {"index": index, "delta": {"content": held}, "finish_reason": None}
                 out.append({**template, "choices": [choice]})
         return out
 
@@ -98,58 +107,45 @@ class StreamingToolCallExtractor:
         index = choice.get("index", 0)
         state = self._choices.get(index)
         if state is None:
-            state = self._choices[index] = _ChoiceState()
+            state = self._choices[index] = _ChoiceState(self._parser.scanner())
         finish = choice.get("finish_reason")
-        if state.passing and finish is None:
+        if state.done and finish is None:
             return [choice]
         delta = choice.get("delta") or {}
         content = delta.get("content")
         if delta.get("tool_calls"):
-            held = self._release(state)
+            state.done = True
+            held = state.release(len(state.text))
             if held:
                 delta["content"] = held + (content or "")
-        elif content and not state.passing:
-            released = self._feed(state, content)
+        elif content:
+            state.text += content
+            released = state.release(state.scanner.release_point(state.text))
             if released:
                 delta["content"] = released
             else:
                 delta.pop("content", None)
         if finish is None:
-            return [choice] if delta or state.passing else []
-        calls = None
-        if finish != "length" and not state.passing:
-            calls = self._parser.extract("".join(state.held), self._offered)
-        if not calls:
-            held = self._release(state)
+            return [choice] if delta or state.done else []
+        found = None
+        if finish != "length" and not state.done:
+            found = self._parser.extract(state.text, self._offered)
+        if not found:
+            state.done = True
+            held = state.release(len(state.text))
             if held:
                 delta["content"] = (delta.get("content") or "") + held
             choice["delta"] = delta
             return [choice]
-        state.held.clear()
-        state.passing = True
+        prose = state.release(max(found.text_end, state.sent))
+        state.done, state.sent = True, len(state.text)
+        if prose:
+            delta["content"] = (delta.get("content") or "") + prose
+        delta = {key: value for key, value in delta.items() if value}
         out = [choice | {"delta": delta, "finish_reason": None}] if delta else []
-        out.extend(_call_deltas(index, calls))
+        out.extend(_call_deltas(index, found.calls))
         out.append({"index": index, "delta": {}, "finish_reason": "tool_calls"})
         return out
-
-    def _feed(self, state: _ChoiceState, content: str) -> str:
-        state.held.append(content)
-        if state.settled_call:
-            return ""
-        kind = self._parser.classify_prefix("".join(state.held))
-        if kind == "call":
-            state.settled_call = True
-            return ""
-        if kind == "undecided":
-            return ""
-        return self._release(state)
-
-    @staticmethod
-    def _release(state: _ChoiceState) -> str:
-        state.passing = True
-        text = "".join(state.held)
-        state.held.clear()
-        return text
 
 
 def _call_deltas(index: int, calls: list[ParsedToolCall]) -> list[dict[str, Any]]:

@@ -1,43 +1,63 @@
-"""Bare-JSON tool calls, as Qwen2.5-Coder writes them when it is told to answer with a JSON object.
+"""Tool calls written as JSON text, as Qwen2.5-Coder writes them.
 
-The answer is entirely one or more call objects `{"name": ..., "arguments": {...}}` (also `"parameters"`, or
-OpenAI's `{"type": "function", "function": {...}}`), alone, as a list, one after another, inside a ```json fence
-or inside Qwen's `<tool_call>` tags. Anything else, any object naming a tool that was not offered, or any prose
-around the JSON makes the whole answer text.
+A call is `{"name": ..., "arguments": {...}}` (also `"parameters"`, or OpenAI's `{"type": "function", "function":
+{...}}`), alone or several in a list, bare, inside a ```json fence or inside Qwen's `<tool_call>` tags. An answer
+may open with prose (the 1.5B model writes a sentence, then a fenced call): the prose stays the assistant's text.
+From the first call on, the calls that follow one another (only whitespace, fences and tags between them) are
+taken, and whatever the model wrote after them is dropped: it cannot depend on results it has not seen yet, and it
+is where a model invents them.
+
+A call counts only when it names an offered tool and its arguments fit that tool's schema; JSON that does not is
+text. Code fences in other languages are text too, so `{"key": 1}` inside a Python block never holds a stream back.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Literal
 
 import orjson
 
-from codelab_llm_proxy.services.tool_parsers.base import ParsedToolCall, PrefixKind, register_tool_parser
+from codelab_common.tool_arguments import argument_errors
+from codelab_llm_proxy.services.tool_parsers.base import (
+    Extraction,
+    OfferedTools,
+    ParsedToolCall,
+    register_tool_parser,
+)
 from codelab_llm_proxy.services.tool_parsers.gbnf import tool_call_grammar
-from codelab_llm_proxy.services.tool_parsers.json_prompting import flatten_tool_turns, with_tools_section
+from codelab_llm_proxy.services.tool_parsers.json_prompting import RESULT_TAG, with_tools_section
 
 _FENCE = "```"
 _FENCE_LANG = re.compile(r"```([A-Za-z0-9_+-]*)")
 _JSON_FENCE_LANGS = ("", "json")
 _TAG_OPEN, _TAG_CLOSE = "<tool_call>", "</tool_call>"
+_HELD_TAGS = (_TAG_OPEN, RESULT_TAG)
+"""Tags that hold a stream back: a call, or a tool result the model writes itself (sent whole, so the caller can
+recognise it)."""
+_CANDIDATE = re.compile(r"[`<{\[]")
 _CALL_KEYS = frozenset({"name", "arguments", "parameters", "type", "id"})
 _DECODER = json.JSONDecoder()
 _WHITESPACE = re.compile(r"\s*")
+
+Kind = Literal["call", "undecided", "text", "code"]
+"""What starts at a position: a call (hold), not known yet (wait), plain text, or a code fence of another kind."""
 
 
 @register_tool_parser("json", "qwen2.5-coder", "bare-json")
 class JsonToolParser:
     def prepare_request(self, body: dict[str, Any], *, constrain: bool) -> dict[str, Any]:
-        """Tools as a listing in the system message instead of native `tools`; see `json_prompting`."""
+        """Tools as a listing in the system message instead of native `tools` (see `json_prompting`); the history's
+        calls and results stay in their native roles, which the model's chat template renders in its own format."""
         tools = body.get("tools")
         if not tools:
             return body
         choice = body.get("tool_choice")
         prepared = {k: v for k, v in body.items() if k not in ("tools", "tool_choice", "parallel_tool_calls")}
+        prepared["stop"] = _with_stop(body.get("stop"), RESULT_TAG)
         if choice == "none":
-            prepared["messages"] = flatten_tool_turns(body["messages"])
             return prepared
         functions = [tool["function"] for tool in tools if tool.get("type") == "function"]
         forced = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
@@ -49,84 +69,134 @@ class JsonToolParser:
             prepared["grammar"] = tool_call_grammar(names, allow_text=not forced and choice != "required")
         return prepared
 
-    def classify_prefix(self, text: str) -> PrefixKind:
-        head = text.lstrip()
-        if not head:
-            return "undecided"
-        if head[0] in "{[":
-            return _classify_json_start(head)
-        if head.startswith(_FENCE):
-            return _classify_fence(head)
-        if _FENCE.startswith(head) or _TAG_OPEN.startswith(head):
-            return "undecided"
-        if head.startswith(_TAG_OPEN):
-            return _classify_json_start(head[len(_TAG_OPEN) :].lstrip())
-        return "text"
+    def scanner(self) -> _Scanner:
+        return _Scanner()
 
-    def extract(self, text: str, offered: frozenset[str]) -> list[ParsedToolCall] | None:
+    def extract(self, text: str, offered: OfferedTools) -> Extraction | None:
         if not offered:
             return None
-        values = _json_values(text)
-        if not values:
-            return None
-        calls: list[ParsedToolCall] = []
-        for value in values:
-            items = value if isinstance(value, list) else [value]
-            if not items:
-                return None
-            for item in items:
-                call = _as_call(item, offered)
-                if call is None:
-                    return None
-                calls.append(call)
-        return calls
+        for start in _call_starts(text):
+            calls = _calls_at(text, start, offered)
+            if calls:
+                return Extraction(calls=calls, text_end=start)
+        return None
 
 
-def _classify_json_start(head: str) -> PrefixKind:
-    """`{` must open an object with a string key, `[` a list of objects; `[link](...)` or `{x}` are text."""
-    if not head:
-        return "undecided"
-    if head[0] == "[":
-        rest = head[1:].lstrip()
+class _Scanner:
+    """Walks a growing answer once: text is released up to the first place a call may start, fences of other
+    languages are skipped whole."""
+
+    __slots__ = ("_held", "_in_code", "_pos")
+
+    def __init__(self) -> None:
+        self._pos = 0
+        self._in_code = False
+        self._held: int | None = None
+
+    def release_point(self, text: str) -> int:
+        if self._held is not None:
+            return self._held
+        while True:
+            if self._in_code:
+                close = text.find(_FENCE, self._pos)
+                if close < 0:
+                    self._pos = max(self._pos, len(text.rstrip("`")))
+                    return self._pos
+                self._pos, self._in_code = close + len(_FENCE), False
+                continue
+            match = _CANDIDATE.search(text, self._pos)
+            if match is None:
+                self._pos = len(text)
+                return self._pos
+            start = match.start()
+            kind, end = _classify(text, start)
+            if kind == "undecided":
+                return start
+            if kind == "call":
+                self._held = start
+                return start
+            if kind == "code":
+                self._in_code, self._pos = True, end
+            else:
+                self._pos = start + 1
+
+
+def _call_starts(text: str) -> Iterator[int]:
+    """Positions in a complete answer where a call may start, outside code fences of other languages."""
+    pos = 0
+    while (match := _CANDIDATE.search(text, pos)) is not None:
+        start = match.start()
+        kind, end = _classify(text, start)
+        if kind == "call":
+            yield start
+            pos = start + 1
+        elif kind == "code":
+            close = text.find(_FENCE, end)
+            if close < 0:
+                return
+            pos = close + len(_FENCE)
+        else:
+            pos = start + 1
+
+
+def _classify(text: str, start: int) -> tuple[Kind, int]:
+    char = text[start]
+    if char == "{":
+        rest = text[start + 1 :].lstrip()
         if not rest:
-            return "undecided"
-        return _classify_json_start(rest) if rest[0] == "{" else "text"
-    if head[0] != "{":
-        return "text"
-    rest = head[1:].lstrip()
-    if not rest:
-        return "undecided"
-    return "call" if rest[0] == '"' else "text"
+            return "undecided", start
+        return ("call" if rest[0] == '"' else "text"), start
+    if char == "[":
+        rest = text[start + 1 :].lstrip()
+        if not rest:
+            return "undecided", start
+        return (_classify(text, len(text) - len(rest))[0] if rest[0] == "{" else "text"), start
+    if char == "<":
+        tail = text[start : start + max(map(len, _HELD_TAGS))]
+        if any(tail.startswith(tag) for tag in _HELD_TAGS):
+            return "call", start
+        return ("undecided" if any(tag.startswith(tail) for tag in _HELD_TAGS) else "text"), start
+    return _classify_fence(text, start)
 
 
-def _classify_fence(head: str) -> PrefixKind:
-    match = _FENCE_LANG.match(head)
+def _classify_fence(text: str, start: int) -> tuple[Kind, int]:
+    tail = text[start : start + len(_FENCE)]
+    if tail != _FENCE:
+        return ("undecided" if _FENCE.startswith(tail) else "text"), start
+    match = _FENCE_LANG.match(text, start)
     assert match is not None
-    lang, rest = match.group(1).lower(), head[match.end() :]
-    if not rest:
-        return "undecided" if "json".startswith(lang) else "text"
+    lang, end = match.group(1).lower(), match.end()
+    if end == len(text):
+        return ("undecided" if "json".startswith(lang) else "code"), end
     if lang not in _JSON_FENCE_LANGS:
-        return "text"
-    return _classify_json_start(rest.lstrip())
+        return "code", end
+    rest = text[end:].lstrip()
+    if not rest:
+        return "undecided", end
+    if rest[0] in "{[<":
+        kind, _ = _classify(text, len(text) - len(rest))
+        if kind != "text":
+            return kind, end
+    return "code", end
 
 
-def _json_values(text: str) -> list[Any] | None:
-    """The JSON values of `text` when only whitespace, json fences and `<tool_call>` tags surround them."""
-    values: list[Any] = []
+def _calls_at(text: str, pos: int, offered: OfferedTools) -> list[ParsedToolCall]:
+    """The calls that follow one another from `pos` (only whitespace, json fences and call tags between them)."""
+    calls: list[ParsedToolCall] = []
     in_fence = in_tag = False
-    pos, end = 0, len(text)
+    end = len(text)
     while True:
         match = _WHITESPACE.match(text, pos)
         pos = match.end() if match else pos
         if pos >= end:
-            return values
+            return calls
         if text.startswith(_FENCE, pos):
             if in_fence:
                 in_fence, pos = False, pos + len(_FENCE)
                 continue
             lang = _FENCE_LANG.match(text, pos)
             if in_tag or lang is None or lang.group(1).lower() not in _JSON_FENCE_LANGS:
-                return None
+                return calls
             in_fence, pos = True, lang.end()
             continue
         if text.startswith(_TAG_OPEN, pos) and not (in_tag or in_fence):
@@ -138,11 +208,15 @@ def _json_values(text: str) -> list[Any] | None:
         try:
             value, pos = _DECODER.raw_decode(text, pos)
         except json.JSONDecodeError:
-            return None
-        values.append(value)
+            return calls
+        items = value if isinstance(value, list) else [value]
+        parsed = [_as_call(item, offered) for item in items]
+        if not parsed or any(call is None for call in parsed):
+            return calls
+        calls.extend(call for call in parsed if call is not None)
 
 
-def _as_call(value: Any, offered: frozenset[str]) -> ParsedToolCall | None:
+def _as_call(value: Any, offered: OfferedTools) -> ParsedToolCall | None:
     if not isinstance(value, dict):
         return None
     if "name" not in value and isinstance(value.get("function"), dict):
@@ -156,6 +230,11 @@ def _as_call(value: Any, offered: frozenset[str]) -> ParsedToolCall | None:
             arguments = orjson.loads(arguments) if arguments.strip() else {}
         except orjson.JSONDecodeError:
             return None
-    if not isinstance(arguments, dict):
+    if not isinstance(arguments, dict) or argument_errors(offered[name], arguments):
         return None
     return ParsedToolCall(name=name, arguments=orjson.dumps(arguments).decode())
+
+
+def _with_stop(stop: Any, sequence: str) -> list[str]:
+    existing = [stop] if isinstance(stop, str) else list(stop or ())
+    return existing if sequence in existing else [*existing, sequence]
