@@ -67,7 +67,8 @@ def test_prose_then_a_fenced_call_is_a_call_and_the_prose_stays_text() -> None:
 
 
 def test_what_the_model_writes_after_its_calls_is_dropped() -> None:
-    invented = '<tool_call>\n{"name": "read_file", "arguments": {"path": "a.py"}}\n</tool_call>\n<tool_response>\n{"x": 1}'
+    call = '<tool_call>\n{"name": "read_file", "arguments": {"path": "a.py"}}\n</tool_call>'
+    invented = call + '\n<tool_response>\n{"x": 1}'
     assert calls(invented) == [("read_file", {"path": "a.py"})]
     assert prose(invented) == ""
 
