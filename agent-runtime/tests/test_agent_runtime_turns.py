@@ -148,7 +148,22 @@ async def test_missing_required_argument_is_an_error_for_the_model(agent_runtime
 
     assert step.tool_calls == []
     tool = agent_runtime.upstream.requests[1]["messages"][-1]
-    assert orjson.loads(tool["content"]) == {"error": "read_file needs the argument(s) path"}
+    error = orjson.loads(tool["content"])["error"]
+    assert error.startswith("read_file: missing required argument 'path'") and "its arguments: path," in error
+
+
+async def test_arguments_of_the_wrong_type_go_back_to_the_model_and_undeclared_keys_never_reach_the_client(
+    agent_runtime: RunningAgentRuntime,
+) -> None:
+    agent_runtime.upstream.reply_tool_calls(("read_file", {"path": ["a.py"]}))
+    agent_runtime.upstream.reply_tool_calls(("read_file", {"path": "a.py", "exit_code": 0, "duration_ms": 41}))
+
+    step = await agent_runtime.send("s-types", user("read a.py"))
+
+    (call,) = step.tool_calls
+    assert call["arguments"] == {"path": "a.py"}
+    tool = agent_runtime.upstream.requests[1]["messages"][-1]
+    assert orjson.loads(tool["content"])["error"].startswith("read_file: argument 'path' must be string, not array")
 
 
 async def test_a_tool_not_offered_is_refused_back_to_the_model(agent_runtime: RunningAgentRuntime) -> None:
@@ -171,8 +186,8 @@ async def test_a_tool_not_offered_is_refused_back_to_the_model(agent_runtime: Ru
 @pytest.mark.parametrize(
     ("tools", "expected"),
     [
-        (None, ["read_file", "write_file", "list_files", "search_in_project", "create_directory", "git_diff",
-                "apply_patch", "run_command", "prompt_user"]),
+        (None, ["read_file", "write_file", "edit_file", "list_files", "search_in_project", "create_directory",
+                "git_diff", "apply_patch", "run_command", "prompt_user"]),
         (["git.diff", "read_file", "no_such_tool"], ["read_file", "git_diff"]),
         ([], []),
     ],
@@ -237,22 +252,106 @@ async def test_long_tool_output_is_truncated_with_a_note(agent_runtime: RunningA
     assert content.endswith("[truncated: 4513 more characters not shown]")
 
 
-async def test_a_repeated_identical_call_gets_an_answer_without_tools(agent_runtime: RunningAgentRuntime) -> None:
+async def test_a_repeated_call_is_answered_from_the_earlier_result_and_the_tools_stay(
+    agent_runtime: RunningAgentRuntime,
+) -> None:
     upstream = agent_runtime.upstream
     upstream.reply_tool_calls(("read_file", {"path": "main.py"}))
     upstream.reply_tool_calls(("read_file", {"path": "main.py"}))
-    upstream.reply_text("main.py prints hi.")
+    upstream.reply_tool_calls(("write_file", {"path": "main.py", "content": "print('bye')"}))
 
-    first = await agent_runtime.send("s-repeat", user("What does main.py do?"))
+    first = await agent_runtime.send("s-repeat", user("Make main.py say bye"))
     (call,) = first.tool_calls
     result = {"type": "tool_result", "call_id": call["call_id"], "result": {"success": True, "content": "print('hi')"}}
     second = await agent_runtime.send("s-repeat", result)
 
-    assert second.tool_calls == []
-    assert second.text == "main.py prints hi."
-    assert second.done is not None and second.done["status"] == "completed"
+    (write,) = second.tool_calls
+    assert write["tool_name"] == "write_file", "the repeat did not reach the client; the work went on"
     assert len(upstream.requests) == 3
-    assert "tool_choice" not in upstream.requests[1]
-    assert upstream.requests[2]["tool_choice"] == "none"
+    assert "tool_choice" not in upstream.requests[2] and tool_names(upstream.requests[2])
     history = upstream.requests[2]["messages"]
-    assert [m["role"] for m in history[1:]] == ["user", "assistant", "tool"]
+    assert [m["role"] for m in history[1:]] == ["user", "assistant", "tool", "assistant", "tool"]
+    repeated = history[-1]["content"]
+    assert repeated.startswith('{"success":true,"content":"print(\'hi\')"}') and "already made this call" in repeated
+
+
+async def test_after_two_repeats_the_model_is_asked_for_an_answer_without_tools(
+    agent_runtime: RunningAgentRuntime,
+) -> None:
+    upstream = agent_runtime.upstream
+    for _ in range(3):
+        upstream.reply_tool_calls(("read_file", {"path": "main.py"}))
+    upstream.reply_text("main.py prints hi.")
+
+    first = await agent_runtime.send("s-repeats", user("What does main.py do?"))
+    result = {"type": "tool_result", "call_id": first.tool_calls[0]["call_id"], "result": {"content": "print('hi')"}}
+    second = await agent_runtime.send("s-repeats", result)
+
+    assert second.text == "main.py prints hi." and second.tool_calls == []
+    assert [r.get("tool_choice") for r in upstream.requests] == [None, None, None, "none"]
+
+
+async def test_a_tool_call_written_as_text_is_never_shown_and_goes_back_to_the_model_once(
+    agent_runtime: RunningAgentRuntime,
+) -> None:
+    upstream = agent_runtime.upstream
+    call = '{"name": "write_file", "arguments": {"path": "a.py"}}'
+    upstream.reply_text(f"I will fix it.\n<tool_call>\n{call}\n</tool_call>")
+    upstream.reply_text('Done: <tool_response>{"success": true}</tool_response>')
+
+    step = await agent_runtime.send("s-record", user("fix a.py"))
+
+    assert step.text == "I will fix it.\nDone: ", "no record reaches the user"
+    assert step.done is not None and step.done["status"] == "completed"
+    correction = upstream.requests[1]["messages"][-1]
+    assert correction["role"] == "user" and "no tool ran" in correction["content"]
+    assert "missing required argument 'content'" in correction["content"]
+    _, session = await agent_runtime.session("s-record")
+    assert "<tool_" not in orjson.dumps(session["messages"]).decode()
+
+
+async def test_an_answer_that_is_only_a_record_says_the_request_was_not_done(
+    agent_runtime: RunningAgentRuntime,
+) -> None:
+    for _ in range(2):
+        agent_runtime.upstream.reply_text('{"name": "run_command", "arguments": {"cmd": "pytest"}}')
+
+    step = await agent_runtime.send("s-only-record", user("run the tests"))
+
+    assert step.text.startswith("I could not finish this request")
+
+
+@pytest.mark.parametrize("agent_runtime_overrides", [{"workspace_context": True}], indirect=True)
+async def test_a_turn_starts_with_the_file_list_and_the_named_files_from_the_client(
+    agent_runtime: RunningAgentRuntime,
+) -> None:
+    agent_runtime.upstream.reply_text("add() subtracts.")
+
+    first = await agent_runtime.send("s-context", user("What is wrong with calc.py? See also docs/NOTES.md."))
+
+    calls = [(c["tool_name"], c["arguments"], c["requires_approval"]) for c in first.tool_calls]
+    assert calls == [
+        ("list_files", {"path": ".", "recursive": True}, False),
+        ("read_file", {"path": "calc.py"}, False),
+        ("read_file", {"path": "docs/NOTES.md"}, False),
+    ]
+    assert agent_runtime.upstream.requests == [], "the model waits for the context"
+    listing = {"items": [{"path": "calc.py", "type": "file"}, {"path": "docs", "type": "directory"}]}
+    answers = [
+        {"result": listing},
+        {"result": {"success": True, "content": "def add(a, b):\n    return a - b\n"}},
+        {"error": "[file_not_found] docs/NOTES.md does not exist"},
+    ]
+    for call, answer in zip(first.tool_calls, answers, strict=True):
+        step = await agent_runtime.send("s-context", {"type": "tool_result", "call_id": call["call_id"], **answer})
+
+    assert step.text == "add() subtracts."
+    (request,) = agent_runtime.upstream.requests
+    assert request["messages"][1] == {
+        "role": "user",
+        "content": "Files in the project:\ncalc.py\ndocs/\n\n"
+        "Contents of calc.py:\n```\ndef add(a, b):\n    return a - b\n```\n\n"
+        "docs/NOTES.md does not exist (or cannot be read).\n\n"
+        "My request: What is wrong with calc.py? See also docs/NOTES.md.",
+    }
+    assert [m["role"] for m in request["messages"]] == ["system", "user"], "context calls leave no tool messages"

@@ -40,6 +40,11 @@ class Settings(ServiceSettings):
         ge=0,
         description="How long a tool result waits for a running step of its session before BUSY",
     )
+    workspace_context: bool = Field(
+        default=True,
+        description="At the start of a turn, ask the client for the project's file list and the files the message "
+        "names, and show them to the model",
+    )
     tool_result_max_chars: int = Field(default=12_000, ge=200, description="Longer tool output is truncated")
     context_max_chars: int = Field(
         default=24_000,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -17,8 +17,10 @@ class SessionStatus(StrEnum):
 class PendingCall(BaseModel):
     """A tool call of the model's last reply; `result` is the tool message content once it is known.
 
-    Calls that were never forwarded (bad arguments, a tool not offered) are kept here with their error as result,
-    so every call of the reply gets its tool message, in the model's order, when the round closes.
+    Calls that were never forwarded (bad arguments, a tool not offered, a repeat) are kept here with their result
+    already set, so every call of the reply gets its tool message, in the model's order, when the round closes.
+    Calls made by the agent itself to gather a turn's context (`purpose="context"`) have no tool message: their
+    results become part of the turn's user message.
     """
 
     call_id: str
@@ -28,6 +30,7 @@ class PendingCall(BaseModel):
     since: float = Field(default_factory=time.time)
     forwarded: bool = True
     result: str | None = None
+    purpose: Literal["model", "context"] = "model"
 
 
 class SessionState(BaseModel):
@@ -36,7 +39,13 @@ class SessionState(BaseModel):
     pending: list[PendingCall] = Field(default_factory=list)
     turn_message_id: str | None = None
     turn_tools: list[str] | None = None
+    turn_start: int = 0
+    """Index in `messages` of the turn's user message."""
     step_count: int = 0
+    repeats: int = 0
+    """Calls of this turn the model had already made, answered from the earlier result."""
+    corrections: int = 0
+    """Answers of this turn that wrote a tool call or result as text and were sent back to the model."""
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
 
@@ -54,12 +63,23 @@ class SessionState(BaseModel):
     def start_turn(self, message_id: str, content: str, tools: list[str] | None) -> None:
         self.turn_message_id = message_id
         self.turn_tools = tools
-        self.step_count = 0
+        self.step_count = self.repeats = self.corrections = 0
+        self.turn_start = len(self.messages)
         self.messages.append({"role": "user", "content": content})
+
+    def turn_messages(self) -> list[dict[str, Any]]:
+        """The messages of the turn in progress, its user message first."""
+        return self.messages[self.turn_start :]
+
+    @property
+    def gathering_context(self) -> bool:
+        return any(call.purpose == "context" for call in self.pending)
 
     def close_tool_round(self) -> None:
         """Append one tool message per call of the last reply, in the order the model made them."""
         for call in self.pending:
+            if call.purpose == "context":
+                continue
             content = call.result if call.result is not None else '{"error":"no result"}'
             self.messages.append({"role": "tool", "tool_call_id": call.call_id, "content": content})
         self.pending = []

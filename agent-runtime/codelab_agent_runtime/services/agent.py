@@ -17,7 +17,7 @@ import structlog
 from codelab_agent_runtime.core.config import Settings
 from codelab_agent_runtime.models.api import PendingCallView, SessionView
 from codelab_agent_runtime.models.session import SessionState
-from codelab_agent_runtime.services import sse_frames, tool_messages
+from codelab_agent_runtime.services import sse_frames, tool_messages, workspace_context
 from codelab_agent_runtime.services.llm_client import LLMClient
 from codelab_agent_runtime.services.model_loop import ModelLoop, new_id
 from codelab_agent_runtime.services.session_store import SessionStore
@@ -108,7 +108,7 @@ class AgentService:
             state.close_tool_round()
         state.start_turn(message.message_id or new_id("msg"), message.content, tools)
         await self._store.save(state)
-        async for event in self._loop.advance(state, self._catalog.select(tools)):
+        async for event in self._loop.start(state, self._catalog.select(tools), message.content):
             yield event
 
     async def _on_tool_result(self, state: SessionState, result: ToolResult) -> AsyncIterator[bytes]:
@@ -121,15 +121,17 @@ class AgentService:
             )
             yield sse_frames.done_event(StepStatus.FAILED, [c.call_id for c in state.awaiting()])
             return
-        call.result = tool_messages.result_content(result.result, result.error, self._settings.tool_result_max_chars)
+        if call.purpose == "context":
+            call.result = workspace_context.render_piece(call.name, call.arguments, result.result, result.error)
+        else:
+            limit = self._settings.tool_result_max_chars
+            call.result = tool_messages.result_content(result.result, result.error, limit)
         awaiting = state.awaiting()
         if awaiting:
             await self._store.save(state)
             yield sse_frames.done_event(StepStatus.AWAITING_TOOL_RESULTS, [c.call_id for c in awaiting])
             return
-        state.close_tool_round()
-        await self._store.save(state)
-        async for event in self._loop.advance(state, self._catalog.select(state.turn_tools)):
+        async for event in self._loop.resume(state, self._catalog.select(state.turn_tools)):
             yield event
 
 

@@ -1,14 +1,22 @@
-"""One turn's model calls: stream a reply, hand its tool calls to the client, or finish the turn.
+"""One turn's model calls: gather the context, stream a reply, hand its tool calls to the client, or finish.
 
 State is saved before any frame that lets the client act (tool calls, the end of the turn), so a result that
 comes back at once, or a restart of the service, finds the session as the client saw it.
+
+Guards that keep a small model's turn going instead of ending it:
+- a call with an unknown tool or arguments that do not fit the schema is not sent to the client; the model gets
+  the validation error as that call's result and can correct it;
+- a call the model already made this turn is answered from the earlier result with a short note; after
+  `MAX_REPEATS` of those the model is asked for an answer without tools;
+- an answer that writes a tool call or result as text (no tool ran) is cut where the record starts, never shown
+  from there on, and sent back to the model once with what was wrong.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import orjson
@@ -16,15 +24,20 @@ import structlog
 
 from codelab_agent_runtime.core.config import Settings
 from codelab_agent_runtime.models.session import PendingCall, SessionState
-from codelab_agent_runtime.services import sse_frames, tool_messages
+from codelab_agent_runtime.services import sse_frames, tool_messages, workspace_context
 from codelab_agent_runtime.services.context_window import build_messages
 from codelab_agent_runtime.services.llm_client import LLMClient, LLMError, ModelReply, ToolCallDraft
 from codelab_agent_runtime.services.prompt import system_prompt
 from codelab_agent_runtime.services.session_store import SessionStore
 from codelab_agent_runtime.services.tool_catalog import Toolset
+from codelab_agent_runtime.services.tool_records import RecordFinder, call_written_as_text
 from codelab_common.protocol import ErrorCode, StepStatus, ToolCall
 
 log = structlog.get_logger(__name__)
+
+MAX_REPEATS = 2
+MAX_CORRECTIONS = 1
+NO_ANSWER = "I could not finish this request: the model wrote a tool call as text instead of calling the tool."
 
 
 class ModelLoop:
@@ -33,23 +46,66 @@ class ModelLoop:
         self._store = store
         self._llm = llm
 
+    async def start(self, state: SessionState, toolset: Toolset, request: str) -> AsyncIterator[bytes]:
+        """Begin the turn just started on `state`: ask the client for its context, or call the model at once."""
+        wanted = workspace_context.context_calls(request, toolset.names) if self._settings.workspace_context else []
+        calls = []
+        for wanted_call in wanted:
+            spec = toolset.lookup(wanted_call.name)
+            assert spec is not None
+            calls.append(
+                PendingCall(
+                    call_id=new_id("call"),
+                    name=spec.name,
+                    wire_name=spec.wire,
+                    arguments=wanted_call.arguments,
+                    purpose="context",
+                )
+            )
+        if calls:
+            state.pending = calls
+            async for event in self._send_calls(state, calls, toolset):
+                yield event
+            return
+        async for event in self.advance(state, toolset):
+            yield event
+
+    async def resume(self, state: SessionState, toolset: Toolset) -> AsyncIterator[bytes]:
+        """Go on once every pending call has its result."""
+        if state.gathering_context:
+            user = state.messages[state.turn_start]
+            pieces = [call.result or "" for call in state.pending]
+            state.messages[state.turn_start] = {**user, "content": workspace_context.compose(pieces, user["content"])}
+            state.pending = []
+        else:
+            state.close_tool_round()
+        async for event in self.advance(state, toolset):
+            yield event
+
     async def advance(self, state: SessionState, toolset: Toolset) -> AsyncIterator[bytes]:
         """Call the model until it asks the client for tools or answers; yields SSE events, `done` last."""
         message_id = state.turn_message_id or new_id("msg")
-        answer_only = False
+        records = _record_finder(toolset.names)
         while True:
             if state.step_count >= self._settings.max_steps:
                 async for event in self._stop_at_step_limit(state, message_id):
                     yield event
                 return
             state.step_count += 1
+            answer_only = state.repeats >= MAX_REPEATS
             reply = ModelReply()
+            shown = _VisibleText(records)
             started = time.perf_counter()
             messages = build_messages(system_prompt(toolset.names), state.messages, self._settings.context_max_chars)
             try:
                 tool_choice = "none" if answer_only else None
                 async for token in self._llm.stream(messages, toolset.definitions, reply, tool_choice=tool_choice):
-                    yield sse_frames.delta_event(message_id, token)
+                    visible = shown.take(token)
+                    if visible:
+                        yield sse_frames.delta_event(message_id, visible)
+                rest = shown.rest()
+                if rest:
+                    yield sse_frames.delta_event(message_id, rest)
             except LLMError as exc:
                 log.warning("model_call_failed", session_id=state.session_id, step=state.step_count, error=str(exc))
                 await self._store.save(state)
@@ -63,39 +119,57 @@ class ModelLoop:
                 step=state.step_count,
                 tool_calls=len(drafts),
                 chars=len(reply.content),
+                record_at=shown.record_at,
                 seconds=round(time.perf_counter() - started, 3),
             )
             if not drafts:
-                state.messages.append({"role": "assistant", "content": reply.content})
+                if shown.record_at is not None and state.corrections < MAX_CORRECTIONS:
+                    state.corrections += 1
+                    if shown.text.strip():
+                        state.messages.append({"role": "assistant", "content": shown.text})
+                    correction = _correction(reply.content[shown.record_at :], toolset)
+                    state.messages.append({"role": "user", "content": correction})
+                    log.info("tool_record_in_answer", session_id=state.session_id, step=state.step_count)
+                    continue
+                answer = shown.text
+                if shown.record_at is not None and not answer.strip():
+                    answer = NO_ANSWER
+                    yield sse_frames.delta_event(message_id, answer)
+                state.messages.append({"role": "assistant", "content": answer})
                 await self._store.save(state)
                 yield sse_frames.final_event(message_id)
                 yield sse_frames.done_event(StepStatus.COMPLETED)
                 return
-            if _all_repeated(drafts, state.messages):
-                log.info("repeated_tool_calls", session_id=state.session_id, step=state.step_count)
-                answer_only = True
-                continue
             taken = {m["tool_call_id"] for m in state.messages if m.get("role") == "tool"}
             calls = self._triage(drafts, toolset, taken)
-            state.messages.append(_assistant_with_calls(reply.content, calls))
+            state.repeats += _answer_repeats(calls, state.turn_messages())
+            state.messages.append(_assistant_with_calls(shown.text, calls))
             state.pending = calls
             forwarded = [call for call in calls if call.forwarded]
             if not forwarded:
                 state.close_tool_round()
                 continue
-            await self._store.save(state)
-            for call in forwarded:
-                spec = toolset.lookup(call.name)
-                frame = ToolCall(
-                    call_id=call.call_id,
-                    tool_name=call.wire_name,
-                    arguments=call.arguments,
-                    requires_approval=spec is not None and toolset.requires_approval(spec),
-                    message_id=message_id,
-                )
-                yield sse_frames.frame_event(frame)
-            yield sse_frames.done_event(StepStatus.AWAITING_TOOL_RESULTS, [call.call_id for call in forwarded])
+            async for event in self._send_calls(state, forwarded, toolset):
+                yield event
             return
+
+    async def _send_calls(
+        self, state: SessionState, calls: list[PendingCall], toolset: Toolset
+    ) -> AsyncIterator[bytes]:
+        """Save the session, send each call to the client, and end the step waiting for their results."""
+        message_id = state.turn_message_id or new_id("msg")
+        await self._store.save(state)
+        for call in calls:
+            spec = toolset.lookup(call.name)
+            frame = ToolCall(
+                call_id=call.call_id,
+                tool_name=call.wire_name,
+                arguments=call.arguments,
+                requires_approval=spec is not None and toolset.requires_approval(spec),
+                message_id=message_id,
+            )
+            yield sse_frames.frame_event(frame)
+        yield sse_frames.done_event(StepStatus.AWAITING_TOOL_RESULTS, [call.call_id for call in calls])
 
     async def _stop_at_step_limit(self, state: SessionState, message_id: str) -> AsyncIterator[bytes]:
         limit = self._settings.max_steps
@@ -116,9 +190,7 @@ class ModelLoop:
             raw = "".join(draft.arguments)
             spec = toolset.lookup(draft.name)
             if spec is None:
-                offered = ", ".join(toolset.names) or "none"
-                error = f"there is no tool {draft.name!r} here; the tools you can call: {offered}"
-                calls.append(_rejected(call_id, draft.name, error))
+                calls.append(_rejected(call_id, draft.name, _unknown_tool(draft.name, toolset)))
                 continue
             try:
                 arguments = tool_messages.parse_arguments(spec, raw)
@@ -129,24 +201,124 @@ class ModelLoop:
         return calls
 
 
-def _all_repeated(drafts: list[ToolCallDraft], messages: list[dict[str, Any]]) -> bool:
-    """Whether every call of a reply was already made, with the same arguments, earlier in this turn.
+class _VisibleText:
+    """The part of one reply the user may see: all of it, up to the first tool record written as text.
 
-    Small models tend to call the same tool again instead of answering from its result; the loop then asks the
-    model for an answer without tools rather than running the same call until the step limit.
-    """
-    earlier: set[tuple[str, str]] = set()
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            break
+    A record's first characters may arrive before it can be recognised, so a short tail that opens with `{` or `<`
+    and is not closed yet is held until the next token (or `rest()` at the end of the reply)."""
+
+    __slots__ = ("_finder", "_sent", "_text", "record_at")
+
+    HOLD = 48
+    """Longer than any record's recognisable opening (`{"name": "<tool>"`, `<tool_response>`)."""
+
+    def __init__(self, finder: RecordFinder) -> None:
+        self._finder = finder
+        self._text = ""
+        self._sent = 0
+        self.record_at: int | None = None
+
+    def take(self, token: str) -> str:
+        """What may be shown now that `token` arrived."""
+        if self.record_at is not None:
+            return ""
+        self._text += token
+        at = self._finder.find(self._text, max(0, self._sent - self.HOLD))
+        if at is not None:
+            self.record_at = at
+            return self._release(max(at, self._sent))
+        return self._release(self._safe_end())
+
+    def rest(self) -> str:
+        """What was held at the end of the reply and turned out to be no record."""
+        return "" if self.record_at is not None else self._release(len(self._text))
+
+    @property
+    def text(self) -> str:
+        return self._text if self.record_at is None else self._text[: self.record_at]
+
+    def _safe_end(self) -> int:
+        opening = max(self._text.rfind("{", self._sent), self._text.rfind("<", self._sent))
+        if opening < 0 or len(self._text) - opening > self.HOLD:
+            return len(self._text)
+        tail = self._text[opening:]
+        return len(self._text) if "}" in tail or ">" in tail else opening
+
+    def _release(self, end: int) -> str:
+        piece = self._text[self._sent : end]
+        self._sent = max(self._sent, end)
+        return piece
+
+
+_FINDERS: dict[tuple[str, ...], RecordFinder] = {}
+
+
+def _record_finder(names: tuple[str, ...]) -> RecordFinder:
+    finder = _FINDERS.get(names)
+    if finder is None:
+        finder = _FINDERS[names] = RecordFinder.for_tools(names)
+    return finder
+
+
+def _answer_repeats(calls: list[PendingCall], turn: list[dict[str, Any]]) -> int:
+    """Answer, from the earlier result, each call the model already made this turn; returns how many there were."""
+    earlier = _earlier_results(turn)
+    repeats = 0
+    for call in calls:
+        if not call.forwarded:
+            continue
+        key = (call.name, _canonical(call.arguments))
+        if key in earlier:
+            call.forwarded = False
+            call.result = tool_messages.repeated_content(earlier[key])
+            repeats += 1
+        else:
+            earlier[key] = tool_messages.error_content("this call is already in your answer above; it runs once")
+    return repeats
+
+
+def _earlier_results(turn: Iterable[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """(tool, arguments) → the first result of that call in the turn's messages."""
+    calls: dict[str, tuple[str, str]] = {}
+    results: dict[tuple[str, str], str] = {}
+    for message in turn:
         for call in message.get("tool_calls") or ():
-            earlier.add((call["function"]["name"], _canonical(call["function"]["arguments"])))
-    return bool(drafts) and all((d.name, _canonical("".join(d.arguments))) in earlier for d in drafts)
+            function = call["function"]
+            calls[call["id"]] = (function["name"], _canonical(_loads(function["arguments"])))
+        if message.get("role") == "tool":
+            key = calls.get(message.get("tool_call_id", ""))
+            if key is not None:
+                results.setdefault(key, message.get("content") or "")
+    return results
 
 
-def _canonical(arguments: str) -> str:
+def _correction(record: str, toolset: Toolset) -> str:
+    """What the model is told when its answer wrote a tool call or result as text."""
+    written = call_written_as_text(record)
+    intro = "Your last answer wrote a tool call or tool result as text, so no tool ran and nothing was done."
+    if written is not None:
+        name, arguments = written
+        spec = toolset.lookup(name)
+        if spec is None:
+            return f"{intro} {_unknown_tool(name, toolset)}."
+        try:
+            tool_messages.parse_arguments(spec, orjson.dumps(arguments).decode() if arguments is not None else "")
+        except tool_messages.InvalidArguments as exc:
+            return f"{intro} The call was wrong: {exc}. Call the tool again with correct arguments."
+    return f"{intro} To use a tool, answer with only the call. To answer me, write plain text."
+
+
+def _unknown_tool(name: str, toolset: Toolset) -> str:
+    return f"there is no tool {name!r} here; the tools you can call: {', '.join(toolset.names) or 'none'}"
+
+
+def _canonical(arguments: Any) -> str:
+    return orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _loads(arguments: str) -> Any:
     try:
-        return orjson.dumps(orjson.loads(arguments or "{}"), option=orjson.OPT_SORT_KEYS).decode()
+        return orjson.loads(arguments or "{}")
     except orjson.JSONDecodeError:
         return arguments
 

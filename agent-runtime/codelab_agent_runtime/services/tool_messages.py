@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from codelab_common.protocol.tools import ToolSpec
+from codelab_common.tool_arguments import argument_errors, declared_only
 
 REJECTION_MARKERS = ("Операция отклонена", "rejected by user", "user rejected", "rejected by the user")
 
@@ -42,6 +43,13 @@ def error_content(message: str) -> str:
     return _dumps({"error": message})
 
 
+def repeated_content(earlier: str) -> str:
+    """The answer to a call the model already made this turn: the earlier result again, and a nudge onwards."""
+    note = "You already made this call in this request; its result is repeated here. Do not call it again: use it "
+    note += "to take the next step, or answer the user."
+    return f"{earlier}\n[{note}]"
+
+
 def timeout_content(after_s: float) -> str:
     return _dumps({"error": f"timed out: no result arrived within {after_s:.0f} s"})
 
@@ -57,17 +65,18 @@ class InvalidArguments(ValueError):
 
 
 def parse_arguments(spec: ToolSpec, raw: str) -> dict[str, Any]:
-    """The model's arguments string as a JSON object with the tool's required keys."""
+    """The model's arguments string as a JSON object that fits the tool's schema, undeclared keys dropped."""
     try:
         arguments = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError as exc:
         raise InvalidArguments(f"arguments of {spec.name} are not valid JSON ({exc}); you sent: {raw[:300]}") from exc
     if not isinstance(arguments, dict):
         raise InvalidArguments(f"arguments of {spec.name} must be a JSON object; you sent: {raw[:300]}")
-    missing = [name for name in spec.parameters.get("required", ()) if name not in arguments]
-    if missing:
-        raise InvalidArguments(f"{spec.name} needs the argument(s) {', '.join(missing)}")
-    return arguments
+    errors = argument_errors(spec.parameters, arguments)
+    if errors:
+        expected = ", ".join(spec.parameters.get("properties") or {})
+        raise InvalidArguments(f"{spec.name}: {'; '.join(errors)} (its arguments: {expected})")
+    return declared_only(spec.parameters, arguments)
 
 
 def _dumps(value: Any) -> str:
