@@ -30,7 +30,6 @@ from codelab_llm_proxy.services.observability import ObservabilityMiddleware, Pr
 from codelab_llm_proxy.services.providers import provider_names
 from codelab_llm_proxy.services.rate_limit import rate_limiter
 from codelab_llm_proxy.services.routing.router import Router
-from codelab_llm_proxy.services.tool_parsers import ToolParser, get_tool_parser
 
 log = structlog.get_logger(__name__)
 
@@ -41,10 +40,6 @@ UPSTREAM_CONNECTIONS = 1024
 NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 """FastAPI's built-in OpenTelemetry costs a provider lookup (env reads) per request even when nothing is configured;
 the proxy exports its own Prometheus metrics (services/observability), so it is switched off."""
-
-
-def _tool_parsers(registry: ModelRegistry) -> dict[str, ToolParser]:
-    return {m.name: get_tool_parser(m.tool_parser) for m in registry if m.tool_parser}
 
 
 def _check_providers(registry: ModelRegistry) -> None:
@@ -60,7 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = build_registry(settings)
     _check_providers(registry)
     router = Router(registry)
-    tool_parsers = _tool_parsers(registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,8 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             rate_limiter(settings, registry) as limiter,
         ):
             router.connect(session)
-            providers = {m.name: router.provider_for(m.name) for m in registry}
-            app.state.chat_completions = ChatCompletionService(registry, providers, tool_parsers, limiter)
+            app.state.chat_completions = ChatCompletionService(registry, router, limiter, settings.sse_keep_alive_s)
             app.state.messages = MessagesService(app.state.chat_completions, registry)
             for model in registry:
                 if model.api_key_env and not model.api_key():

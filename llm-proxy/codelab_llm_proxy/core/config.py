@@ -10,6 +10,11 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from codelab_common.settings import ServiceSettings
+from codelab_common.sse import DEFAULT_KEEP_ALIVE_S
+
+LOCAL_MAX_OUTPUT_TOKENS = 1024
+"""The embedded local model's step: its useful answers are a short reply or one tool call; a 0.5B model that starts
+repeating itself is cut after ~30 s on a CPU instead of holding its slot until the context is full."""
 
 
 class Settings(ServiceSettings):
@@ -26,6 +31,11 @@ class Settings(ServiceSettings):
     local_model: str = "qwen2.5-coder-0.5b"
     local_model_url: str = "http://127.0.0.1:8003/v1"
     local_model_context_window: int = 8192
+    local_model_max_output_tokens: int = Field(default=LOCAL_MAX_OUTPUT_TOKENS, gt=0)
+    """The embedded model's `max_tokens` when a request sets none (a models file sets `max_output_tokens`)."""
+    sse_keep_alive_s: float | None = Field(default=DEFAULT_KEEP_ALIVE_S, gt=0)
+    """A stream silent this long gets a `: keep-alive` comment; a stream whose first chunk takes this long is
+    started (200 and a comment) without it, so a failure after that is an in-band error. Null: neither."""
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     """Larger request bodies are refused with 413 before they are parsed."""
     # Rate limits (services/rate_limit): off unless a limit is set here or on a model (`rpm` / `tpm`).

@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from codelab_llm_proxy.core.config import Settings
 
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+"""A whole agent step of a capable model: prose and a tool call carrying a file of a few hundred lines."""
+
 
 class ModelConfigError(ValueError):
     """The models file is missing, unreadable or invalid; raised at startup, never per request."""
@@ -48,7 +51,11 @@ class CircuitBreakerPolicy(BaseModel):
 
 
 class DeploymentConfig(BaseModel):
-    """One upstream serving a public model; unset fields are taken from the model entry."""
+    """One upstream serving a public model; unset fields are taken from the model entry.
+
+    `tool_parser` may be set to null to serve a deployment natively (its upstream calls tools itself) when the
+    model entry names a parser for its other deployments.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -62,6 +69,9 @@ class DeploymentConfig(BaseModel):
     read_timeout_s: float | None = Field(default=None, gt=0)
     first_token_timeout_s: float | None = Field(default=None, gt=0)
     total_timeout_s: float | None = Field(default=None, gt=0)
+    tool_parser: str | None = None
+    constrain_tool_calls: bool | None = None
+    max_output_tokens: int | None = Field(default=None, gt=0)
 
 
 class ModelConfig(BaseModel):
@@ -84,6 +94,8 @@ class ModelConfig(BaseModel):
     """Azure OpenAI's `api-version` query parameter (provider `azure-openai`)."""
     context_window: int = Field(gt=0)
     tool_parser: str | None = None
+    """Recover tool calls this upstream writes as text (`json`); its requests are prepared for that parser (tools as
+    a listing in the system message). Unset: tools travel natively."""
     constrain_tool_calls: bool = False
     """Send a llama.cpp grammar (GBNF) so tool calls come out well formed; only for llama.cpp upstreams."""
     connect_timeout_s: float = Field(default=10.0, gt=0)
@@ -94,8 +106,9 @@ class ModelConfig(BaseModel):
     total_timeout_s: float | None = Field(default=None, gt=0)
     """Longest one upstream request may take from start to last byte; unset: no limit."""
     owned_by: str | None = None
-    max_output_tokens: int = Field(default=4096, gt=0)
-    """`max_tokens` sent when the client gave none, to providers that require it (Anthropic)."""
+    max_output_tokens: int = Field(default=DEFAULT_MAX_OUTPUT_TOKENS, gt=0)
+    """`max_tokens` sent upstream when the client gave neither `max_tokens` nor `max_completion_tokens`, so no
+    answer runs on until the context is full (lowered to what the context window leaves after the prompt)."""
     rpm: int | None = Field(default=None, gt=0)
     """Requests per rate-limit window for this model, all callers together; unset: no model limit."""
     tpm: int | None = Field(default=None, gt=0)
@@ -130,6 +143,8 @@ class ModelConfig(BaseModel):
         resolved = []
         for index, deployment in enumerate(self.deployments):
             update: dict[str, Any] = deployment.model_dump(exclude_none=True, exclude={"id"})
+            if "tool_parser" in deployment.model_fields_set:
+                update["tool_parser"] = deployment.tool_parser  # null: this deployment calls tools natively
             if "base_url" in update:
                 update["base_url"] = update["base_url"].rstrip("/")
             update["deployment_id"] = deployment.id or f"{self.name}#{index}"
@@ -213,6 +228,7 @@ def default_models(settings: Settings) -> list[ModelConfig]:
             context_window=settings.local_model_context_window,
             tool_parser="json",
             constrain_tool_calls=True,
+            max_output_tokens=settings.local_model_max_output_tokens,
             owned_by="codelab-local",
         )
     ]

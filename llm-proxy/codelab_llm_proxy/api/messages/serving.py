@@ -15,11 +15,11 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from pydantic import ValidationError
 
 from codelab_common.http_errors import describe_validation_errors
-from codelab_common.sse import encode_event
+from codelab_common.sse import EventStreamResponse, encode_event
 from codelab_llm_proxy.api.chat_completions.serving import ChatCompletionService
 from codelab_llm_proxy.api.messages.protocol import MessagesRequest
 from codelab_llm_proxy.core.errors import InvalidRequest, ProxyError
@@ -60,9 +60,9 @@ class MessagesService:
         except ProxyError as exc:
             return _error_response(exc)
         headers = {k: v for k, v in response.headers.items() if k not in _DROPPED_HEADERS}
-        if isinstance(response, StreamingResponse):
+        if isinstance(response, EventStreamResponse):
             events = _translate_stream(response.body_iterator, body["model"])
-            return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+            return EventStreamResponse(events, keep_alive_s=response.keep_alive_s, headers=headers)
         if response.status_code != 200:
             return response
         message = anthropic_message(orjson.loads(response.body), model=body["model"])
@@ -99,6 +99,8 @@ async def _translate_stream(sse: AsyncIterable[Any], model: str) -> AsyncIterato
             out: list[bytes] = []
             for raw in events:
                 if not raw.startswith(b"data: "):
+                    if raw.startswith(b":"):
+                        out.append(raw + b"\n\n")  # a keep-alive comment (Anthropic's SDK skips comments too)
                     continue
                 data = raw[6:]
                 if data == b"[DONE]":

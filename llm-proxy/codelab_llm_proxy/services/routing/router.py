@@ -1,7 +1,10 @@
-"""The routing layer between the chat endpoint and the providers: retries, failover, timeouts, circuit breakers.
+"""The routing layer between the chat endpoint and the providers: preparation per deployment, retries, failover,
+timeouts, circuit breakers, and tool-call parsing of the answer.
 
-A public model maps to an ordered chain of deployments (its own, then its fallback models'). Before the answer's
-first byte reaches the client, a transient failure is retried on the same deployment (backoff with jitter, the
+A public model maps to an ordered chain of deployments (its own, then its fallback models'). Each try sends the
+body prepared for that deployment (`Deployment.prepare`), and the answer of the deployment that answered is parsed
+with that deployment's tool parser, so the serving layer only renders what comes back. Before the answer's first
+byte reaches the client, a transient failure is retried on the same deployment (backoff with jitter, the
 upstream's `Retry-After` honoured) and then the next deployment is tried; deployments whose breaker is open are
 skipped, and when every one is, the request fails with 503. Once the first chunk has been handed to the client,
 nothing is retried: a failure propagates and the serving layer ends the stream with an in-band error.
@@ -15,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -24,56 +26,12 @@ from codelab_llm_proxy.core.errors import NoDeploymentAvailable, UpstreamError, 
 from codelab_llm_proxy.core.model_registry import ModelConfig, ModelRegistry
 from codelab_llm_proxy.services.observability.observation import observe_deployment
 from codelab_llm_proxy.services.providers import ChatBody, Provider, create_provider, provider_names
-from codelab_llm_proxy.services.routing.circuit_breaker import BreakerState, CircuitBreaker
+from codelab_llm_proxy.services.routing.circuit_breaker import CircuitBreaker
+from codelab_llm_proxy.services.routing.deployment import CompletionRequest, Deployment, DeploymentHealth
 from codelab_llm_proxy.services.routing.retry import TOO_MANY_REQUESTS, is_transient, retry_delay
 
 Chunk = dict[str, Any]
-
-STATE_CODES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
-"""Breaker state as a number (for a metrics gauge): 0 closed, 1 half-open, 2 open."""
-
-
-@dataclass(frozen=True)
-class DeploymentHealth:
-    """One deployment's breaker as seen now (the admin endpoint's rows and the metrics' source)."""
-
-    deployment: str
-    model: str
-    provider: str
-    upstream_model: str
-    base_url: str
-    state: str
-    state_code: int
-    calls: int
-    """Requests that ended in the breaker's window."""
-    failures: int
-    error_ratio: float
-    retry_in_s: float
-    """Seconds until an open breaker lets a probe through (0 otherwise)."""
-
-
-@dataclass
-class Deployment:
-    config: ModelConfig
-    breaker: CircuitBreaker
-    provider: Provider | None = None
-
-    def health(self) -> DeploymentHealth:
-        calls, failures = self.breaker.window()
-        state = self.breaker.state
-        return DeploymentHealth(
-            deployment=self.config.deployment_id,
-            model=self.config.name,
-            provider=self.config.provider,
-            upstream_model=self.config.upstream_name,
-            base_url=self.config.base_url,
-            state=state.value,
-            state_code=STATE_CODES[state],
-            calls=calls,
-            failures=failures,
-            error_ratio=round(failures / calls, 4) if calls else 0.0,
-            retry_in_s=round(self.breaker.retry_in(), 3),
-        )
+_ENVELOPE_ONLY = ("choices", "usage")
 
 
 class Router:
@@ -97,36 +55,41 @@ class Router:
         for deployment in self._deployments.values():
             deployment.provider = create_provider(deployment.config, session)
 
-    def provider_for(self, model: str) -> Provider:
-        """A `Provider` for one public model that routes each request through this router."""
-        return RoutedModel(self, model)
-
     def health(self) -> list[DeploymentHealth]:
         """Every deployment's circuit-breaker state, in configuration order."""
         return [deployment.health() for deployment in self._deployments.values()]
 
-    async def complete(self, model: str, body: ChatBody) -> dict[str, Any]:
-        deployment, answer = await self._attempt(model, lambda d: _complete(d, body))
+    async def complete(self, request: CompletionRequest) -> dict[str, Any]:
+        """The answer of the first deployment that gives one, parsed with that deployment's tool parser."""
+        deployment, answer = await self._attempt(request.model, lambda d: _complete(d, d.prepare(request)))
         observe_deployment(deployment.config.deployment_id, deployment.config.provider)
         deployment.breaker.record_success()
-        return answer
+        return deployment.parse(answer, request)
 
-    async def stream(self, model: str, body: ChatBody) -> AsyncGenerator[Chunk, None]:
-        """Chunks of the first deployment that starts answering; after the first chunk a failure propagates."""
-        deployment, (chunks, first, started) = await self._attempt(model, lambda d: _open_stream(d, body))
+    async def stream(self, request: CompletionRequest) -> AsyncGenerator[Chunk, None]:
+        """Chunks of the first deployment that starts answering, through that deployment's tool-call extractor (which
+        may hold text back, and may turn one upstream chunk into several); after the first chunk a failure
+        propagates."""
+        deployment, (chunks, first, started) = await self._attempt(
+            request.model, lambda d: _open_stream(d, d.prepare(request))
+        )
         observe_deployment(deployment.config.deployment_id, deployment.config.provider)
+        extractor = deployment.extractor(request)
+        upstream = _rest(deployment.config, first, chunks, started)
         settled = False
         try:
-            if first is not None:
-                yield first
-                config = deployment.config
-                if config.first_token_timeout_s is None and config.total_timeout_s is None:
-                    async for chunk in chunks:
-                        yield chunk
-                else:
-                    end = started + config.total_timeout_s if config.total_timeout_s is not None else math.inf
-                    while (timed := await _next_within(config, chunks, end)) is not None:
-                        yield timed
+            if extractor is None:
+                async for chunk in upstream:
+                    yield chunk
+            else:
+                last: Chunk | None = None
+                async for chunk in upstream:
+                    last = chunk
+                    for out in extractor.process(chunk):
+                        yield out
+                if last is not None:
+                    for out in extractor.flush({k: v for k, v in last.items() if k not in _ENVELOPE_ONLY}):
+                        yield out
             deployment.breaker.record_success()
             settled = True
         except UpstreamError:
@@ -136,6 +99,7 @@ class Router:
         finally:
             if not settled:
                 deployment.breaker.release()
+            await upstream.aclose()
             await chunks.aclose()
 
     async def _attempt[T](self, model: str, call: Callable[[Deployment], Awaitable[T]]) -> tuple[Deployment, T]:
@@ -176,20 +140,6 @@ class Router:
         raise last
 
 
-class RoutedModel:
-    """The `Provider` the serving layer holds for one public model."""
-
-    def __init__(self, router: Router, model: str) -> None:
-        self._router = router
-        self._model = model
-
-    async def complete(self, body: ChatBody) -> dict[str, Any]:
-        return await self._router.complete(self._model, body)
-
-    def stream(self, body: ChatBody) -> AsyncGenerator[Chunk, None]:
-        return self._router.stream(self._model, body)
-
-
 def _provider(deployment: Deployment) -> Provider:
     if deployment.provider is None:
         raise RuntimeError("Router.connect() was not called")
@@ -198,7 +148,7 @@ def _provider(deployment: Deployment) -> Provider:
 
 async def _complete(deployment: Deployment, body: ChatBody) -> dict[str, Any]:
     config = deployment.config
-    request = _provider(deployment).complete({**body, "model": config.upstream_name})
+    request = _provider(deployment).complete(body)
     if config.total_timeout_s is None:
         return await request
     try:
@@ -214,7 +164,7 @@ async def _open_stream(
     """Start the upstream stream and wait for its first chunk (within the first-token and total limits)."""
     config = deployment.config
     started = asyncio.get_running_loop().time()
-    chunks = _provider(deployment).stream({**body, "model": config.upstream_name})
+    chunks = _provider(deployment).stream(body)
     limit = _min(config.first_token_timeout_s, config.total_timeout_s)
     try:
         if limit is None:
@@ -229,6 +179,22 @@ async def _open_stream(
         await chunks.aclose()
         raise
     return chunks, first, started
+
+
+async def _rest(
+    config: ModelConfig, first: Chunk | None, chunks: AsyncGenerator[Chunk, None], started: float
+) -> AsyncGenerator[Chunk, None]:
+    """`first`, then the stream's other chunks within the first-token/total limits when either is set."""
+    if first is None:
+        return
+    yield first
+    if config.first_token_timeout_s is None and config.total_timeout_s is None:
+        async for chunk in chunks:
+            yield chunk
+        return
+    end = started + config.total_timeout_s if config.total_timeout_s is not None else math.inf
+    while (timed := await _next_within(config, chunks, end)) is not None:
+        yield timed
 
 
 async def _next_within(config: ModelConfig, chunks: AsyncGenerator[Chunk, None], end: float) -> Chunk | None:
