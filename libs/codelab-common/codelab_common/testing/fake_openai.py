@@ -51,6 +51,9 @@ class FakeOpenAI:
         """Per request, in step with `requests`: its `path`, `query` (dict) and `headers` (dict, lower-case names)."""
         self.streams_cut = 0
         """Streamed answers that ended before their last event because the client (the proxy) went away."""
+        self.closed_early: list[float] = []
+        """`time.monotonic()` of each request the client closed before its answer ended: during the reply's `delay`
+        (before the status line) or in the middle of a stream."""
         self._ids = itertools.count(1)
         self.app = Starlette(
             routes=[
@@ -95,8 +98,9 @@ class FakeOpenAI:
             {"path": request.url.path, "query": dict(request.query_params), "headers": dict(request.headers)}
         )
         reply = self._next_reply()
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
+        if reply.delay and not await self._wait(reply.delay, request):
+            self.closed_early.append(time.monotonic())
+            return Response(status_code=499)
         if reply.raw is not None:
             return replay_response(reply.raw, reply.status)
         if reply.status != 200:
@@ -108,6 +112,21 @@ class FakeOpenAI:
         if body.get("stream"):
             return StreamingResponse(self._stream(reply, body), media_type="text/event-stream")
         return JSONResponse(self._completion(reply))
+
+    @staticmethod
+    async def _wait(seconds: float, request: Request) -> bool:
+        """Sleep `seconds`; False as soon as the client disconnects instead."""
+
+        async def disconnected() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+
+        watcher = asyncio.ensure_future(disconnected())
+        try:
+            await asyncio.wait((watcher,), timeout=seconds)
+        finally:
+            watcher.cancel()
+        return not (watcher.done() and not watcher.cancelled())
 
     def _next_reply(self) -> ScriptedReply:
         if not self.replies:
@@ -141,6 +160,7 @@ class FakeOpenAI:
         finally:
             if not finished:
                 self.streams_cut += 1
+                self.closed_early.append(time.monotonic())
 
     async def _events(self, reply: ScriptedReply, body: dict[str, Any]) -> Any:
         base = {"id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion.chunk", "created": int(time.time())}
