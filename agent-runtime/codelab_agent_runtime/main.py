@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await store.close()
 
     app = FastAPI(title="CodeLab agent-runtime", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
     app.add_middleware(
         InternalAuthMiddleware, api_key=settings.internal_api_key.get_secret_value(), open_paths=("/health",)
     )

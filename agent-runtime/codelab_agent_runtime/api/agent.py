@@ -1,4 +1,9 @@
-"""`POST /agent/message/stream`: run one step of a session and stream its frames as Server-Sent Events."""
+"""`POST /agent/message/stream`: run one step of a session and stream its frames as Server-Sent Events.
+
+While the step waits (for the model's next token, or for llm-proxy to finish a tool call it holds back) the stream
+gets a `: keep-alive` comment every `sse_keep_alive_s`. If the caller closes the request, the step's generator is
+cancelled where it waits, which closes its request to llm-proxy (and llm-proxy's to the model server).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
+from codelab_agent_runtime.core.config import Settings
 from codelab_agent_runtime.services.agent import AgentService
 from codelab_common.protocol import AgentRequest
+from codelab_common.sse import EventStreamResponse
 
 router = APIRouter(tags=["agent"])
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @router.post(
@@ -38,4 +43,5 @@ async def message_stream(request: Request) -> StreamingResponse:
         errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
         raise RequestValidationError(errors, body=raw) from None
     agent: AgentService = request.app.state.agent
-    return StreamingResponse(agent.run_step(body), media_type="text/event-stream", headers=SSE_HEADERS)
+    settings: Settings = request.app.state.settings
+    return EventStreamResponse(agent.run_step(body), keep_alive_s=settings.sse_keep_alive_s)

@@ -6,6 +6,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from codelab_common.settings import ServiceSettings
+from codelab_common.sse import DEFAULT_KEEP_ALIVE_S
 
 
 class Settings(ServiceSettings):
@@ -21,7 +22,11 @@ class Settings(ServiceSettings):
     llm_proxy_api_key: SecretStr = Field(description="llm-proxy's internal key, sent as X-Internal-Auth")
     model: str = "qwen2.5-coder-0.5b"
     temperature: float | None = Field(default=0.2, description="Sampling temperature (null: the model's default)")
-    max_tokens: int | None = Field(default=None, description="Cap on one model reply, sent when set")
+    max_tokens: int | None = Field(
+        default=None,
+        description="Cap on one model reply, sent when set; unset, llm-proxy applies the model's own default "
+        "(its max_output_tokens: 1024 for the embedded model)",
+    )
     database_url: str = "sqlite+aiosqlite:///./data/agent-runtime.db"
 
     max_steps: int = Field(default=12, ge=1, description="Model calls one user turn may make")
@@ -53,3 +58,9 @@ class Settings(ServiceSettings):
     )
     llm_connect_timeout_s: float = 10.0
     llm_read_timeout_s: float = Field(default=300.0, description="Longest silence between two streamed chunks")
+    sse_keep_alive_s: float | None = Field(
+        default=DEFAULT_KEEP_ALIVE_S,
+        gt=0,
+        description="A step's stream silent this long (the model is thinking, or llm-proxy holds back a tool call) "
+        "gets a `: keep-alive` comment (null: none)",
+    )

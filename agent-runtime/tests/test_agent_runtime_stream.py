@@ -1,0 +1,76 @@
+"""The step's SSE stream as a caller sees it: keep-alive comments while the model is slow, and a caller that leaves
+mid-step closes the whole chain (agent-runtime → llm-proxy → model server) at once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+import orjson
+import pytest
+
+from codelab_common.sse import KEEP_ALIVE, iter_sse
+from tests.fixtures.agent_runtime import RunningAgentRuntime
+
+STEP = {"session_id": "s-stream", "message": {"type": "user_message", "content": "hi", "message_id": "m-1"}}
+
+
+async def post_step(agent_runtime: RunningAgentRuntime, http: aiohttp.ClientSession) -> aiohttp.ClientResponse:
+    headers = {**agent_runtime.headers, "Content-Type": "application/json"}
+    return await http.post(f"{agent_runtime.url}/agent/message/stream", data=orjson.dumps(STEP), headers=headers)
+
+
+@pytest.mark.parametrize("agent_runtime_overrides", [{"sse_keep_alive_s": 0.1}], indirect=True)
+async def test_a_slow_model_gets_keep_alives_that_readers_skip(agent_runtime: RunningAgentRuntime) -> None:
+    agent_runtime.upstream.reply_text("slow reply", chunk_size=5, chunk_delay=0.35)
+    async with aiohttp.ClientSession() as http:
+        response = await post_step(agent_runtime, http)
+        assert response.status == 200 and response.headers["cache-control"] == "no-cache"
+        raw = await response.read()
+    assert raw.count(KEEP_ALIVE) >= 4, "llm-proxy (15 s interval) sent nothing in the pauses; agent-runtime did"
+
+    async def lines() -> AsyncIterator[bytes]:
+        for line in raw.splitlines(keepends=True):
+            yield line
+
+    events = [(event.event, orjson.loads(event.data)) async for event in iter_sse(lines())]
+    frames = [data for name, data in events if name == "message"]
+    assert "".join(frame["content"] for frame in frames) == "slow reply"
+    assert events[-1] == ("done", {"status": "completed", "pending_call_ids": []})
+
+
+async def test_the_caller_leaving_mid_step_closes_the_request_to_llm_proxy_and_the_model(
+    agent_runtime: RunningAgentRuntime,
+) -> None:
+    upstream = agent_runtime.upstream
+    upstream.reply_text("word " * 400, chunk_size=5, chunk_delay=0.05)
+    async with aiohttp.ClientSession() as http:
+        response = await post_step(agent_runtime, http)
+        first = await response.content.readuntil(b"\n\n")
+        assert first.startswith(b"event: message")
+        left = time.monotonic()
+        response.close()
+    await until(lambda: bool(upstream.closed_early))
+    assert upstream.closed_early[0] - left < 0.5, "the model server's request closes within moments"
+    assert upstream.streams_cut == 1
+
+
+async def test_the_session_is_free_again_after_the_caller_left(agent_runtime: RunningAgentRuntime) -> None:
+    agent_runtime.upstream.reply_text("word " * 400, chunk_size=5, chunk_delay=0.05)
+    async with aiohttp.ClientSession() as http:
+        response = await post_step(agent_runtime, http)
+        await response.content.readuntil(b"\n\n")
+        response.close()
+    await until(lambda: bool(agent_runtime.upstream.closed_early))
+    agent_runtime.upstream.reply_text("second answer")
+    again = await agent_runtime.send("s-stream", {"type": "user_message", "content": "again", "message_id": "m-2"})
+    assert again.text == "second answer" and again.done == {"status": "completed", "pending_call_ids": []}
+
+
+async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
