@@ -91,6 +91,32 @@ async def test_write_file_overwrite_keeps_mode_and_makes_backup_on_request(
     assert sorted(n for n in os.listdir(workspace) if not n.startswith("run.sh.backup")) == ["run.sh"]
 
 
+@pytest.mark.parametrize(
+    ("before", "content", "after"),
+    [
+        (None, "x = 1", b"x = 1\n"),
+        (b"", "x = 1", b"x = 1\n"),
+        (b"old\n", "new", b"new\n"),
+        (b"old", "new", b"new"),
+        (b"old\n", "new\n", b"new\n"),
+        (b"old\n", "", b""),
+        (b"a\r\nb\r\n", "a\nB", b"a\r\nB\r\n"),
+        (b"a\r\nb", "a\nB\n", b"a\r\nB\r\n"),
+        (b"a\nb\n", "a\r\nB\r\n", b"a\nB\n"),
+        (None, "a\r\nb", b"a\r\nb\r\n"),
+    ],
+)
+async def test_write_file_keeps_the_final_newline_and_line_endings(
+    executor: ToolExecutor, workspace: Path, before: bytes | None, content: str, after: bytes
+) -> None:
+    target = workspace / "f.txt"
+    if before is not None:
+        target.write_bytes(before)
+    outcome = await executor.execute("write_file", {"path": "f.txt", "content": content})
+    assert target.read_bytes() == after
+    assert outcome.result is not None and outcome.result["bytes_written"] == len(after)
+
+
 async def test_write_file_argument_errors(workspace: Path) -> None:
     executor = ToolExecutor(workspace, limits=Limits(write_bytes=10))
     missing = await executor.execute("write_file", {"path": "a.txt"})
