@@ -17,6 +17,7 @@ def _path_calls(path: str) -> list[tuple[str, dict[str, Any]]]:
     return [
         ("read_file", {"path": path}),
         ("write_file", {"path": path, "content": "pwned"}),
+        ("edit_file", {"path": path, "old_text": "TOP-SECRET", "new_text": "pwned"}),
         ("list_files", {"path": path}),
         ("search_in_project", {"query": "SECRET", "path": path}),
         ("create_directory", {"path": f"{path}/newdir"}),

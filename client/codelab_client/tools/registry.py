@@ -9,6 +9,7 @@ from typing import Any
 from codelab_client.tools.apply_patch import apply_patch
 from codelab_client.tools.context import ToolContext
 from codelab_client.tools.create_directory import create_directory
+from codelab_client.tools.edit_file import edit_file
 from codelab_client.tools.git_diff import git_diff
 from codelab_client.tools.list_files import list_files
 from codelab_client.tools.prompt_user import prompt_user
@@ -33,6 +34,7 @@ def _in_thread(handler: BlockingHandler) -> Handler:
 HANDLERS: dict[str, Handler] = {
     "read_file": _in_thread(read_file),
     "write_file": _in_thread(write_file),
+    "edit_file": _in_thread(edit_file),
     "list_files": _in_thread(list_files),
     "search_in_project": _in_thread(search_in_project),
     "create_directory": _in_thread(create_directory),

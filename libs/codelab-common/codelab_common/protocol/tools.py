@@ -58,6 +58,17 @@ TOOLS: tuple[ToolSpec, ...] = (
         requires_approval=True,
     ),
     ToolSpec(
+        "edit_file",
+        "Replace one exact piece of text in a file with new text. Read the file first; old_text must match the file.",
+        _object(
+            ["path", "old_text", "new_text"],
+            path=_PATH,
+            old_text={"type": "string", "description": "The lines to replace, copied exactly from the file"},
+            new_text={"type": "string", "description": "The text to put in their place"},
+        ),
+        requires_approval=True,
+    ),
+    ToolSpec(
         "list_files",
         "List the files and folders under a folder of the project.",
         _object(
