@@ -66,6 +66,17 @@ class ConsoleApprover:
                 _head(args["content"]), Syntax.guess_lexer(path, args["content"]), line_numbers=True, word_wrap=True
             )
             return Panel(body, title=f"{title}: write {escape(path)}", border_style="yellow")
+        if call.tool_name == "edit_file" and isinstance(args.get("old_text"), str):
+            path = str(args.get("path", ""))
+            diff = difflib.unified_diff(
+                args["old_text"].splitlines(keepends=True),
+                str(args.get("new_text") or "").splitlines(keepends=True),
+                f"a/{path}",
+                f"b/{path}",
+                lineterm="\n",
+            )
+            body = Syntax(_head("".join(diff) or "(no change)"), "diff")
+            return Panel(body, title=f"{title}: edit {escape(path)}", border_style="yellow")
         if call.tool_name == "apply_patch" and isinstance(args.get("patch"), str):
             return Panel(Syntax(_head(args["patch"]), "diff"), title=title, border_style="yellow")
         if call.tool_name == "run_command" and isinstance(args.get("command"), str):

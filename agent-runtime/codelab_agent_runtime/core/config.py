@@ -31,7 +31,7 @@ class Settings(ServiceSettings):
 
     max_steps: int = Field(default=12, ge=1, description="Model calls one user turn may make")
     approval_required: list[str] = Field(
-        default_factory=lambda: ["write_file", "apply_patch", "run_command"],
+        default_factory=lambda: ["write_file", "edit_file", "apply_patch", "run_command"],
         description="Tools (model or wire names) whose calls the client must confirm with the user",
     )
     pending_tool_timeout_s: float = Field(
