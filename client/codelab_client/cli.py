@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from codelab_client.launcher import LOCAL_MODELS, Ports, UpOptions
+from codelab_client.launcher.plan import LOCAL_MODEL_PARALLEL
 from codelab_client.launcher.up import START_TIMEOUT_S, run_up
 
 app = typer.Typer(
@@ -54,6 +55,9 @@ def up(
     agent_runtime_port: Annotated[int, typer.Option(help="agent-runtime port.")] = DEFAULT_PORTS.agent_runtime,
     llm_proxy_port: Annotated[int, typer.Option(help="llm-proxy port.")] = DEFAULT_PORTS.llm_proxy,
     model_port: Annotated[int, typer.Option(help="Local model server port.")] = DEFAULT_PORTS.model,
+    model_parallel: Annotated[
+        int, typer.Option(min=1, help="Requests the local model serves at once, each with the full context.")
+    ] = LOCAL_MODEL_PARALLEL,
     start_timeout: Annotated[float, typer.Option(help="Seconds each service may take to become healthy.")] = (
         START_TIMEOUT_S
     ),
@@ -67,6 +71,7 @@ def up(
     options = UpOptions(
         model=model,
         start_model=not no_model,
+        model_parallel=model_parallel,
         data_dir=data_dir,
         ports=Ports(gateway_port, agent_runtime_port, llm_proxy_port, model_port),
         models_file=models_file,

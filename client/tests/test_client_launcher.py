@@ -24,6 +24,8 @@ def test_keys_are_fresh_and_wired_between_caller_and_callee(tmp_path: Path) -> N
     assert again["llm-proxy"].env["LLM_PROXY__INTERNAL_API_KEY"] not in keys
     assert proxy["LLM_PROXY__LOCAL_MODEL"] == agent["AGENT_RUNTIME__MODEL"] == "qwen2.5-coder-1.5b"
     assert "--model" in specs["local-model"].argv and "qwen2.5-coder-1.5b" in specs["local-model"].argv
+    argv = specs["local-model"].argv
+    assert argv[argv.index("--parallel") + 1] == "2", "two slots: a second session never waits for a long answer"
     assert agent["AGENT_RUNTIME__DATABASE_URL"] == f"sqlite+aiosqlite:///{tmp_path.resolve()}/agent-runtime.db"
     assert gateway["GATEWAY__AGENT_RUNTIME_URL"] == "http://127.0.0.1:8001"
 

@@ -15,7 +15,7 @@ import time
 from types import FrameType
 
 from codelab_local_model.gguf_metadata import read_chat_template
-from codelab_local_model.server import ServerOptions, start_server
+from codelab_local_model.server import DEFAULT_PARALLEL, ServerOptions, start_server
 from codelab_local_model.specs import MODELS, ModelSpec
 from codelab_local_model.weights import WeightsError, cache_dir, ensure_weights
 
@@ -25,9 +25,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", choices=sorted(MODELS), default="qwen2.5-coder-0.5b")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8003, help="0 picks a free port")
-    parser.add_argument("--ctx-size", type=int, default=None, help="context window in tokens (default: the model's)")
+    parser.add_argument(
+        "--ctx-size", type=int, default=None, help="context window of each slot, in tokens (default: the model's)"
+    )
     parser.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
-    parser.add_argument("--parallel", type=int, default=1, help="concurrent requests, each with the full context")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=DEFAULT_PARALLEL,
+        help="request slots served at once (default %(default)s); each slot gets the full --ctx-size: llama.cpp "
+        "allocates ctx-size x parallel tokens of KV cache and splits them evenly between the slots",
+    )
     parser.add_argument("--prepare-only", action="store_true", help="join and verify the weights, then exit")
     return parser
 
@@ -83,7 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         _log(f"cannot start the llama.cpp server for {spec.name} on {args.host}:{args.port}: {exc}")
         sys.exit(2)
-    _log(f"model loaded in {time.perf_counter() - prepared:.1f} s, context {options.ctx_size} tokens")
+    _log(
+        f"model loaded in {time.perf_counter() - prepared:.1f} s, {options.parallel} slots of {options.ctx_size} "
+        "tokens of context each"
+    )
     print(f"ready {url} model={spec.name}", flush=True)
     while not stop.wait(0.5):
         pass

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import xllamacpp
 
+DEFAULT_PARALLEL = 2
+"""Two slots: one long answer (an agent step runs up to its max_tokens) never makes another session wait for it."""
+
 
 @dataclass(frozen=True, slots=True)
 class ServerOptions:
@@ -20,10 +23,13 @@ class ServerOptions:
     port: int = 8003
     """0 picks a free port."""
     ctx_size: int = 8192
-    """The context window, always explicit: requests that do not fit are refused, never silently truncated."""
+    """The context window of each request, always explicit: requests that do not fit are refused, never silently
+    truncated."""
     threads: int = 2
-    parallel: int = 1
-    """Concurrent request slots; the context is split between them."""
+    parallel: int = DEFAULT_PARALLEL
+    """Request slots decoded together: a second session is answered at once instead of waiting for a long answer
+    to finish. llama.cpp splits its context evenly between the slots, so it is allocated `ctx_size * parallel`
+    tokens and every slot gets the full `ctx_size` (the KV cache grows with `parallel`)."""
     chat_template: str | None = None
 
 

@@ -14,6 +14,9 @@ from pathlib import Path
 
 LOCAL_MODELS = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 LOCAL_MODEL_CONTEXT = 8192
+LOCAL_MODEL_PARALLEL = 2
+"""Request slots of the local model server, each with the whole context: a second session's request is answered at
+once instead of waiting for another session's long answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,7 @@ class Ports:
 class UpOptions:
     model: str = LOCAL_MODELS[0]
     start_model: bool = True
+    model_parallel: int = LOCAL_MODEL_PARALLEL
     data_dir: Path = Path("data")
     ports: Ports = field(default_factory=Ports)
     models_file: Path | None = None
@@ -74,6 +78,8 @@ def plan_services(options: UpOptions) -> list[ServiceSpec]:
                     str(ports.model),
                     "--ctx-size",
                     str(LOCAL_MODEL_CONTEXT),
+                    "--parallel",
+                    str(options.model_parallel),
                 ],
                 dict(common),
                 ports.model,
