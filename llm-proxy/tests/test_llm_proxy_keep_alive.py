@@ -115,6 +115,7 @@ async def test_a_slow_first_chunk_starts_the_stream_with_a_comment(proxy: Runnin
         rest = await response.read()
     assert rest.count(KEEP_ALIVE) >= 2
     assert text_of(await events_of(rest)) == "late but fine"
+    assert await ttft_sum(proxy) >= 0.4, "the time to first token counts to the first chunk, not the comment"
 
 
 async def test_a_failure_after_the_stream_started_waiting_is_in_band(proxy: RunningLLMProxy) -> None:
@@ -187,6 +188,18 @@ async def test_a_client_leaving_while_the_first_chunk_is_awaited_closes_the_upst
     await until(lambda: bool(proxy.upstream.closed_early))
     assert proxy.upstream.closed_early[0] - left < 0.5
     await until(lambda: service.in_flight == 0)
+
+
+async def ttft_sum(p: RunningLLMProxy) -> float:
+    """Seconds summed in the time-to-first-token histogram (it is observed once the request's log line is out)."""
+    async with aiohttp.ClientSession(headers=p.headers) as http:
+        for _ in range(100):
+            async with http.get(f"{p.url}/metrics") as response:
+                for line in (await response.text()).splitlines():
+                    if line.startswith("gen_ai_server_time_to_first_token_seconds_sum"):
+                        return float(line.rsplit(" ", 1)[1])
+            await asyncio.sleep(0.02)
+    raise AssertionError("no time-to-first-token sample")
 
 
 async def until(condition: Any, timeout: float = 2.0) -> None:

@@ -50,8 +50,8 @@ class ObservabilityMiddleware:
 
         async def observed_send(message: Message) -> None:
             if message["type"] == "http.response.body":
-                if not observation.first_byte and message.get("body"):
-                    observation.first_byte = perf_counter()
+                if not observation.first_byte and message.get("body", b"")[:1] not in (b"", b":"):
+                    observation.first_byte = perf_counter()  # a keep-alive comment (`:`) is no first token
             elif message["type"] == "http.response.start":
                 observation.status = message["status"]
             await send(message)
