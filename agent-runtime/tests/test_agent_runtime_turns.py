@@ -355,3 +355,31 @@ async def test_a_turn_starts_with_the_file_list_and_the_named_files_from_the_cli
         "My request: What is wrong with calc.py? See also docs/NOTES.md.",
     }
     assert [m["role"] for m in request["messages"]] == ["system", "user"], "context calls leave no tool messages"
+
+
+@pytest.mark.parametrize("agent_runtime_overrides", [{"workspace_context": True}], indirect=True)
+async def test_a_small_project_is_shown_whole_after_a_second_round_of_reads(agent_runtime: RunningAgentRuntime) -> None:
+    agent_runtime.upstream.reply_text("Done.")
+
+    first = await agent_runtime.send("s-small", user("Rename get_name to fetch_name everywhere"))
+    (listing_call,) = first.tool_calls
+    items = [
+        {"path": "util.py", "type": "file", "size": 30},
+        {"path": "main.py", "type": "file", "size": 40},
+        {"path": "logo.png", "type": "file", "size": 10},
+        {"path": "big.py", "type": "file", "size": 9_000},
+    ]
+    second = await agent_runtime.send(
+        "s-small", {"type": "tool_result", "call_id": listing_call["call_id"], "result": {"items": items}}
+    )
+
+    assert [c["arguments"] for c in second.tool_calls] == [{"path": "util.py"}, {"path": "main.py"}]
+    contents = ["def get_name():\n    return 'x'\n", "from util import get_name\n"]
+    for call, content in zip(second.tool_calls, contents, strict=True):
+        step = await agent_runtime.send(
+            "s-small", {"type": "tool_result", "call_id": call["call_id"], "result": {"content": content}}
+        )
+    assert step.text == "Done."
+    prompt = agent_runtime.upstream.requests[0]["messages"][1]["content"]
+    assert "Contents of util.py:\n```\ndef get_name():" in prompt and "Contents of main.py:" in prompt
+    assert "big.py" in prompt.split("\n\n")[0] and "Contents of big.py" not in prompt

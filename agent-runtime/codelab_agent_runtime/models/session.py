@@ -44,6 +44,8 @@ class SessionState(BaseModel):
     step_count: int = 0
     repeats: int = 0
     """Calls of this turn the model had already made, answered from the earlier result."""
+    context_pieces: list[str] = Field(default_factory=list)
+    """The turn's context gathered so far, while it is gathered in more than one round."""
     corrections: int = 0
     """Answers of this turn that wrote a tool call or result as text and were sent back to the model."""
     created_at: float = Field(default_factory=time.time)
@@ -64,6 +66,7 @@ class SessionState(BaseModel):
         self.turn_message_id = message_id
         self.turn_tools = tools
         self.step_count = self.repeats = self.corrections = 0
+        self.context_pieces = []
         self.turn_start = len(self.messages)
         self.messages.append({"role": "user", "content": content})
 

@@ -12,12 +12,13 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 
+import orjson
 import structlog
 
 from codelab_agent_runtime.core.config import Settings
 from codelab_agent_runtime.models.api import PendingCallView, SessionView
 from codelab_agent_runtime.models.session import SessionState
-from codelab_agent_runtime.services import sse_frames, tool_messages, workspace_context
+from codelab_agent_runtime.services import sse_frames, tool_messages
 from codelab_agent_runtime.services.llm_client import LLMClient
 from codelab_agent_runtime.services.model_loop import ModelLoop, new_id
 from codelab_agent_runtime.services.session_store import SessionStore
@@ -122,7 +123,7 @@ class AgentService:
             yield sse_frames.done_event(StepStatus.FAILED, [c.call_id for c in state.awaiting()])
             return
         if call.purpose == "context":
-            call.result = workspace_context.render_piece(call.name, call.arguments, result.result, result.error)
+            call.result = orjson.dumps({"result": result.result, "error": result.error}).decode()
         else:
             limit = self._settings.tool_result_max_chars
             call.result = tool_messages.result_content(result.result, result.error, limit)

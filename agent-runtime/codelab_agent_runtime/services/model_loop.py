@@ -49,19 +49,7 @@ class ModelLoop:
     async def start(self, state: SessionState, toolset: Toolset, request: str) -> AsyncIterator[bytes]:
         """Begin the turn just started on `state`: ask the client for its context, or call the model at once."""
         wanted = workspace_context.context_calls(request, toolset.names) if self._settings.workspace_context else []
-        calls = []
-        for wanted_call in wanted:
-            spec = toolset.lookup(wanted_call.name)
-            assert spec is not None
-            calls.append(
-                PendingCall(
-                    call_id=new_id("call"),
-                    name=spec.name,
-                    wire_name=spec.wire,
-                    arguments=wanted_call.arguments,
-                    purpose="context",
-                )
-            )
+        calls = self._context_calls(wanted, toolset)
         if calls:
             state.pending = calls
             async for event in self._send_calls(state, calls, toolset):
@@ -73,10 +61,24 @@ class ModelLoop:
     async def resume(self, state: SessionState, toolset: Toolset) -> AsyncIterator[bytes]:
         """Go on once every pending call has its result."""
         if state.gathering_context:
-            user = state.messages[state.turn_start]
-            pieces = [call.result or "" for call in state.pending]
-            state.messages[state.turn_start] = {**user, "content": workspace_context.compose(pieces, user["content"])}
+            first_round = not state.context_pieces
+            outcomes = [(call, orjson.loads(call.result or "{}")) for call in state.pending]
+            state.context_pieces += [
+                workspace_context.render_piece(call.name, call.arguments, out.get("result"), out.get("error"))
+                for call, out in outcomes
+            ]
             state.pending = []
+            listing = next((out.get("result") for call, out in outcomes if call.name == "list_files"), None)
+            read = [str(call.arguments.get("path")) for call, _ in outcomes if call.name == "read_file"]
+            more = workspace_context.more_reads(listing, read) if first_round else []
+            if more:
+                state.pending = self._context_calls(more, toolset)
+                async for event in self._send_calls(state, state.pending, toolset):
+                    yield event
+                return
+            user = state.messages[state.turn_start]
+            content = workspace_context.compose(state.context_pieces, user["content"])
+            state.messages[state.turn_start] = {**user, "content": content}
         else:
             state.close_tool_round()
         async for event in self.advance(state, toolset):
@@ -152,6 +154,23 @@ class ModelLoop:
             async for event in self._send_calls(state, forwarded, toolset):
                 yield event
             return
+
+    @staticmethod
+    def _context_calls(wanted: list[workspace_context.ContextCall], toolset: Toolset) -> list[PendingCall]:
+        calls = []
+        for call in wanted:
+            spec = toolset.lookup(call.name)
+            if spec is not None:
+                calls.append(
+                    PendingCall(
+                        call_id=new_id("call"),
+                        name=spec.name,
+                        wire_name=spec.wire,
+                        arguments=call.arguments,
+                        purpose="context",
+                    )
+                )
+        return calls
 
     async def _send_calls(
         self, state: SessionState, calls: list[PendingCall], toolset: Toolset

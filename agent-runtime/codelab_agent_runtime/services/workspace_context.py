@@ -2,9 +2,10 @@
 
 A small model answers from what is in front of it and invents the rest, so at the start of each turn the agent
 asks the client (through its own `list_files` and `read_file` tools: the client still executes everything) for
-the project's files and for the contents of every file the message names. The rendered context is bounded, and
-it becomes part of the turn's user message in the history, so later model calls see the same bytes and the model
-server's prompt cache keeps them.
+the project's files and for the contents of every file the message names. A small project (at most
+`SMALL_PROJECT_FILES` files) is then shown whole, as far as `SMALL_PROJECT_CHARS` allows, in a second round of
+reads. The rendered context is bounded, and it becomes part of the turn's user message in the history, so later
+model calls see the same bytes and the model server's prompt cache keeps them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ MAX_NAMED_FILES = 3
 MAX_LISTED_PATHS = 80
 MAX_LIST_CHARS = 1_500
 MAX_FILE_CHARS = 3_000
+SMALL_PROJECT_FILES = 12
+SMALL_PROJECT_CHARS = 4_000
+TEXT_SUFFIXES = (
+    *(".py", ".pyi", ".js", ".ts", ".tsx", ".jsx", ".json", ".toml", ".yaml", ".yml", ".ini", ".cfg", ".txt"),
+    *(".md", ".rst", ".sh", ".env", ".html", ".css", ".sql", ".go", ".rs", ".java", ".kt", ".c", ".h", ".cpp"),
+    *(".hpp", ".cs", ".rb", ".php", ".dart", ".swift", ".gitignore", ".example"),
+)
 
 _PATH_LIKE = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]*\w\.[A-Za-z][A-Za-z0-9]{0,7})(?![\w/-])")
 """A word with a file extension (`calc.py`, `src/app/main.ts`, `.env.example`), not a URL or a version number."""
@@ -47,6 +55,32 @@ def named_paths(message: str) -> list[str]:
         if path and path not in found and "." in path.rsplit("/", 1)[-1]:
             found.append(path)
     return found[:MAX_NAMED_FILES]
+
+
+def more_reads(listing: Any, already: list[str]) -> list[ContextCall]:
+    """For a small project, reads of its other small text files, smallest first, within `SMALL_PROJECT_CHARS`."""
+    items = listing.get("items") if isinstance(listing, dict) else None
+    if not isinstance(items, list) or listing.get("truncated"):
+        return []
+    files = [item for item in items if isinstance(item, dict) and item.get("type") == "file"]
+    if len(files) > SMALL_PROJECT_FILES:
+        return []
+    reads: list[ContextCall] = []
+    budget = SMALL_PROJECT_CHARS
+    for item in sorted(files, key=lambda item: (item.get("size") or 0, str(item.get("path")))):
+        path, size = item.get("path"), item.get("size")
+        if not isinstance(path, str) or path in already or not isinstance(size, int) or not _is_text(path):
+            continue
+        if size > budget:
+            break
+        budget -= size
+        reads.append(ContextCall(READ_TOOL, {"path": path}))
+    return reads
+
+
+def _is_text(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name.endswith(TEXT_SUFFIXES)
 
 
 def render_piece(name: str, arguments: dict[str, Any], result: Any, error: str | None) -> str:

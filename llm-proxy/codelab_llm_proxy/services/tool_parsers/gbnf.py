@@ -1,10 +1,10 @@
 """GBNF grammars (llama.cpp's constrained sampling) that keep a small model's tool calls well formed.
 
-The answer is either up to three calls `<tool_call>{"name": <an offered tool>, "arguments": {...}}</tool_call>`
-(the tags may be left out) or text that cannot be mistaken for one: it starts with neither `{`, `<` nor a code
-fence, so an answer that is code begins with a sentence. A small model then cannot invent a tool name, misspell
-the call's keys or half-write its JSON when it opens with a call; text that writes a call later (a sentence, then a
-fenced call) is left to the parser.
+The answer is either one call `<tool_call>{"name": <an offered tool>, "arguments": {...}}</tool_call>` (the tags
+may be left out; one call, because a 0.5B model allowed several fills its answer with guesses) or text that cannot
+be mistaken for one: it starts with neither `{`, `<` nor a code fence, so an answer that is code begins with a
+sentence. A small model then cannot invent a tool name, misspell the call's keys or half-write its JSON when it
+opens with a call; text that writes a call later (a sentence, then a fenced call) is left to the parser.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ any ::= [^\x00]
 """
 
 _CALLS = (
-    "calls ::= call ( ws call )? ( ws call )?\n"
+    "calls ::= call\n"
     'call ::= "<tool_call>" ws bare ws "</tool_call>" | bare\n'
     'bare ::= "{" ws "\\"name\\"" ws ":" ws name ws "," ws "\\"arguments\\"" ws ":" ws object ws "}"\n'
 )
