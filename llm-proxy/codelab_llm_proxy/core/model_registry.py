@@ -218,7 +218,11 @@ def load_models_file(path: Path) -> list[ModelConfig]:
 
 
 def default_models(settings: Settings) -> list[ModelConfig]:
-    """The built-in table: the embedded local llama.cpp server, with the bare-JSON tool-call parser."""
+    """The built-in table: the embedded local llama.cpp server, with the JSON-text tool-call parser.
+
+    No grammar: with llama.cpp's grammar sampler a call is generated 7-10 times slower on this kind of machine
+    (0.4-1.1 against 7 tokens/s measured), even with a grammar that only fixes the call's opening; a wrong call is
+    cheaper to send back to the model than every call is to constrain."""
     return [
         ModelConfig(
             name=settings.local_model,
@@ -227,7 +231,6 @@ def default_models(settings: Settings) -> list[ModelConfig]:
             base_url=settings.local_model_url,
             context_window=settings.local_model_context_window,
             tool_parser="json",
-            constrain_tool_calls=True,
             max_output_tokens=settings.local_model_max_output_tokens,
             owned_by="codelab-local",
         )
