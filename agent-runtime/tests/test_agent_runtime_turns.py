@@ -383,3 +383,16 @@ async def test_a_small_project_is_shown_whole_after_a_second_round_of_reads(agen
     prompt = agent_runtime.upstream.requests[0]["messages"][1]["content"]
     assert "Contents of util.py:\n```\ndef get_name():" in prompt and "Contents of main.py:" in prompt
     assert "big.py" in prompt.split("\n\n")[0] and "Contents of big.py" not in prompt
+
+
+async def test_a_function_of_the_users_code_called_as_a_tool_in_text_is_caught(
+    agent_runtime: RunningAgentRuntime,
+) -> None:
+    agent_runtime.upstream.reply_text('{"name": "tally_levy", "arguments": {"net": 1000}}')
+    agent_runtime.upstream.reply_text("tally_levy computes the VAT.")
+
+    step = await agent_runtime.send("s-fake-tool", user("Which function computes the VAT?"))
+
+    assert step.text == "tally_levy computes the VAT."
+    correction = agent_runtime.upstream.requests[1]["messages"][-1]["content"]
+    assert "there is no tool 'tally_levy' here" in correction

@@ -91,12 +91,15 @@ async def test_a_multi_step_turn_through_every_service(
     assert kinds[0] == "ack" and result.frames[0]["message_id"] == result.message_id
     assert result.frames[-1] == {**result.frames[-1], "type": "assistant_message", "is_final": True}
     calls = [(f["tool_name"], f["requires_approval"]) for f in result.tool_calls]
-    assert calls == [("read_file", False), ("write_file", True), ("run_command", True)]
+    context = [("list_files", False), ("read_file", False)]
+    assert calls == [*context, ("read_file", False), ("write_file", True), ("run_command", True)]
     assert approved == ["write_file", "run_command"]
 
     requests = upstream.requests
     assert len(requests) == 4
     assert all(request["model"] == MODEL for request in requests)
+    first_user = requests[0]["messages"][1]["content"]
+    assert first_user.startswith("Files in the project:\napp.py\n\nContents of app.py:\n```\nprint('hello')\n```")
     assert "print('hello')" in tool_contents(requests[1])[-1]
     assert '"bytes_written"' in tool_contents(requests[2])[-1]
     ran = tool_contents(requests[3])[-1]

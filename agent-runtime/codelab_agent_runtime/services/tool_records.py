@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 _TAGS = r"</?tool_call>|</?tool_response>"
 _RESULT_KEYS = r"\{\s*\"(?:success|exit_code|bytes_written|lines_read|stdout)\"\s*:"
+_ANY_CALL = r"\{\s*\"name\"\s*:\s*\"[^\"\n]{1,80}\"\s*,\s*\"(?:arguments|parameters)\"\s*:"
 _DECODER = json.JSONDecoder()
 
 
@@ -25,9 +26,12 @@ class RecordFinder:
 
     @classmethod
     def for_tools(cls, names: Iterable[str]) -> RecordFinder:
-        calls = "|".join(re.escape(name) for name in names)
-        call = rf"\{{\s*\"name\"\s*:\s*\"(?:{calls})\"" if calls else None
-        return cls(re.compile("|".join(p for p in (_TAGS, _RESULT_KEYS, call) if p)))
+        """Records: call and result tags, result objects, and call objects — of an offered tool, or of anything
+        with arguments (small models "call" functions of the user's code that way)."""
+        offered = "|".join(re.escape(name) for name in names)
+        call = rf"\{{\s*\"name\"\s*:\s*\"(?:{offered})\"" if offered else None
+        patterns = (_TAGS, _RESULT_KEYS, _ANY_CALL, call)
+        return cls(re.compile("|".join(p for p in patterns if p)))
 
     def find(self, text: str, start: int = 0) -> int | None:
         """Where the first record in `text` begins (searching from `start`), or None."""
