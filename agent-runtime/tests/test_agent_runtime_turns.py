@@ -396,3 +396,13 @@ async def test_a_function_of_the_users_code_called_as_a_tool_in_text_is_caught(
     assert step.text == "tally_levy computes the VAT."
     correction = agent_runtime.upstream.requests[1]["messages"][-1]["content"]
     assert "there is no tool 'tally_levy' here" in correction
+
+
+async def test_an_invented_tool_name_is_answered_with_the_tool_meant(agent_runtime: RunningAgentRuntime) -> None:
+    agent_runtime.upstream.reply_tool_calls(("create_file", {"path": "a.txt", "content": "hi"}))
+    agent_runtime.upstream.reply_text("ok")
+
+    await agent_runtime.send("s-invented", user("create a.txt"))
+
+    error = orjson.loads(agent_runtime.upstream.requests[1]["messages"][-1]["content"])["error"]
+    assert error.startswith("there is no tool 'create_file' here (use write_file; the tools you can call: read_file")

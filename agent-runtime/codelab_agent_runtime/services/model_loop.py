@@ -14,6 +14,7 @@ Guards that keep a small model's turn going instead of ending it:
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -244,7 +245,8 @@ class _VisibleText:
         self._text += token
         at = self._finder.find(self._text, max(0, self._sent - self.HOLD))
         if at is not None:
-            self.record_at = at
+            opener = _OPENER.search(self._text, 0, at)
+            self.record_at = at = opener.start() if opener else at
             return self._release(max(at, self._sent))
         return self._release(self._safe_end())
 
@@ -268,6 +270,9 @@ class _VisibleText:
         self._sent = max(self._sent, end)
         return piece
 
+
+_OPENER = re.compile(r"(?:```[A-Za-z]*\s*|<tool_call>\s*)$")
+"""A fence or tag that opens the record right after it; cut with the record."""
 
 _FINDERS: dict[tuple[str, ...], RecordFinder] = {}
 
@@ -327,8 +332,22 @@ def _correction(record: str, toolset: Toolset) -> str:
     return f"{intro} To use a tool, answer with only the call. To answer me, write plain text."
 
 
+_INTENTS = (
+    (("create", "new", "make", "add"), "write_file"),
+    (("edit", "change", "modify", "replace", "update", "fix", "rename", "set"), "edit_file"),
+    (("run", "exec", "shell", "test", "command"), "run_command"),
+    (("read", "open", "cat", "show", "view", "get"), "read_file"),
+    (("list", "ls", "dir", "tree"), "list_files"),
+    (("search", "find", "grep"), "search_in_project"),
+)
+"""Words in the names models invent for tools (`create_file`, `change_file`, `run_tests`), and the tool meant."""
+
+
 def _unknown_tool(name: str, toolset: Toolset) -> str:
-    return f"there is no tool {name!r} here; the tools you can call: {', '.join(toolset.names) or 'none'}"
+    offered = ", ".join(toolset.names) or "none"
+    words_of = name.lower()
+    hint = next((tool for words, tool in _INTENTS if tool in toolset.names and any(w in words_of for w in words)), None)
+    return f"there is no tool {name!r} here ({f'use {hint}; ' if hint else ''}the tools you can call: {offered})"
 
 
 def _canonical(arguments: Any) -> str:

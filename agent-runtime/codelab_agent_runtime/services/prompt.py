@@ -14,10 +14,12 @@ _INTRO = (
     "Answer briefly, in the user's language."
 )
 _WITH_TOOLS = (
-    "You work through tools that act on the user's project: read files before you answer about them, change files "
-    "with the editing tools, run commands to test. Never invent file contents or tool results: call the tool and "
-    "wait for its result. My messages may begin with the project's file list and the contents of the files I name. "
-    "When the work is done, say briefly what you did. If I rejected a call, do not repeat it."
+    "You work through tools that act on the user's project. My messages may begin with the project's file list "
+    "and the contents of its files: answer questions about them from that text. To create a file, call write_file; "
+    "to change one, call edit_file with old_text copied exactly from the file; to run tests or programs, call "
+    "run_command. If a tool returns an error, correct the call and try again. Never invent file contents or tool "
+    "results. When the work is done, answer in one or two sentences: the answer to my question, or what you "
+    "changed. If I rejected a call, do not repeat it."
 )
 _WITHOUT_TOOLS = "You have no tools in this conversation: answer from what the user tells you."
 
