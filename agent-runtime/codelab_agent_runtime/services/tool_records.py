@@ -16,6 +16,7 @@ _TAGS = r"</?tool_call>|</?tool_response>"
 _RESULT_KEYS = r"\{\s*\"(?:success|exit_code|bytes_written|lines_read|stdout)\"\s*:"
 _ANY_CALL = r"\{\s*\"name\"\s*:\s*\"[^\"\n]{1,80}\"\s*,\s*\"(?:arguments|parameters)\"\s*:"
 _DECODER = json.JSONDecoder()
+_OPENING = re.compile(r"^\s*(?:```[A-Za-z]*|<tool_call>)?\s*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +41,8 @@ class RecordFinder:
 
 
 def call_written_as_text(text: str) -> tuple[str, object] | None:
-    """The `(name, arguments)` of a call object at the start of `text` (after an optional `<tool_call>` tag)."""
-    body = text.removeprefix("<tool_call>").lstrip()
+    """The `(name, arguments)` of a call object at the start of `text` (after an optional fence or call tag)."""
+    body = _OPENING.sub("", text, count=1)
     try:
         value, _ = _DECODER.raw_decode(body)
     except json.JSONDecodeError:
