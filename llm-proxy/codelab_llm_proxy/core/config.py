@@ -12,9 +12,10 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from codelab_common.settings import ServiceSettings
 from codelab_common.sse import DEFAULT_KEEP_ALIVE_S
 
-LOCAL_MAX_OUTPUT_TOKENS = 1024
-"""The embedded local model's step: its useful answers are a short reply or one tool call; a 0.5B model that starts
-repeating itself is cut after ~30 s on a CPU instead of holding its slot until the context is full."""
+LOCAL_MAX_OUTPUT_TOKENS = 512
+"""The embedded local model's step: its useful answers are a short reply or one tool call (a new file of a few dozen
+lines); a model that starts repeating itself is cut after ~50 s (1.5B on 2 cores) instead of holding its slot until
+the context is full. Measured on bench/agent_eval: 1024 let runaway steps take 100 s and more."""
 
 
 class Settings(ServiceSettings):
