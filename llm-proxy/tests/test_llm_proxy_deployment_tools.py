@@ -205,9 +205,9 @@ async def test_default_max_tokens_per_model_unless_the_client_sets_one(tmp_path:
     assert cloud.requests[0]["max_tokens"] == DEFAULT_MAX_OUTPUT_TOKENS
 
 
-def test_the_embedded_model_caps_a_step_at_1024_tokens() -> None:
+def test_the_embedded_model_caps_a_step_at_512_tokens_without_a_grammar() -> None:
     (model,) = default_models(Settings(internal_api_key="k"))  # type: ignore[arg-type]
-    assert model.max_output_tokens == 1024 and model.tool_parser == "json"
+    assert model.max_output_tokens == 512 and model.tool_parser == "json" and not model.constrain_tool_calls
 
 
 def test_an_unknown_tool_parser_on_a_deployment_fails_at_startup(tmp_path: Path) -> None:
