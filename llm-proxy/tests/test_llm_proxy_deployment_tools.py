@@ -215,3 +215,42 @@ def test_an_unknown_tool_parser_on_a_deployment_fails_at_startup(tmp_path: Path)
     models_file = write_models_file(tmp_path / "models.yaml", [entry])
     with pytest.raises(ValueError, match="unknown tool parser 'nope'"):
         create_app(Settings(internal_api_key=LLM_PROXY_TEST_KEY, models_file=models_file))  # type: ignore[arg-type]
+
+
+def streamed_model(upstream: FakeOpenAI) -> dict[str, Any]:
+    return {
+        "name": "local",
+        "upstream_model": "qwen",
+        "base_url": upstream.base_url,
+        "context_window": 8192,
+        "tool_parser": "json",
+        "stream_upstream": True,
+        "retry": ONCE,
+    }
+
+
+async def test_a_stream_upstream_deployment_answers_a_whole_request_from_a_stream(tmp_path: Path) -> None:
+    async with two_upstreams() as (local, _), proxy(tmp_path, local, [streamed_model(local)]) as p:
+        local.reply_text("Hello there.", chunk_size=3)
+        local.reply_tool_calls(("read_file", {"path": "main.py"}), text="Reading.")
+        local.reply_text(BARE_CALL, chunk_size=7)
+        text = (await p.chat({"model": "local", "messages": MESSAGES}))[1]
+        native = (await p.chat(REQUEST))[1]
+        bare = (await p.chat(REQUEST))[1]
+    assert all(r["stream"] is True and r["stream_options"] == {"include_usage": True} for r in local.requests)
+    assert text["object"] == "chat.completion" and text["model"] == "local"
+    assert text["choices"] == [
+        {"index": 0, "message": {"role": "assistant", "content": "Hello there."}, "finish_reason": "stop"}
+    ]
+    assert text["usage"] == {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    message = native["choices"][0]["message"]
+    assert native["choices"][0]["finish_reason"] == "tool_calls" and message["content"] == "Reading."
+    function = {"name": "read_file", "arguments": '{"path":"main.py"}'}
+    assert message["tool_calls"] == [{"id": UPSTREAM_CALL_ID, "type": "function", "function": function}]
+    (call,) = bare["choices"][0]["message"]["tool_calls"]
+    assert call["function"]["name"] == "read_file" and bare["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_the_embedded_model_is_read_as_a_stream() -> None:
+    (model,) = default_models(Settings(internal_api_key="k"))  # type: ignore[arg-type]
+    assert model.stream_upstream, "llama.cpp stops a streamed answer when its client leaves, not a whole one"

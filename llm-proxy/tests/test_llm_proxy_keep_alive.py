@@ -207,3 +207,27 @@ async def until(condition: Any, timeout: float = 2.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+async def test_a_client_leaving_a_whole_answer_read_as_a_stream_closes_the_upstream(
+    fake_upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    """`stream_upstream` (the embedded model): llama.cpp only stops generating when a *stream* is closed."""
+    entry = {"name": "s", "base_url": fake_upstream.base_url, "context_window": 8192, "stream_upstream": True}
+    settings = Settings(
+        internal_api_key=LLM_PROXY_TEST_KEY,  # type: ignore[arg-type]
+        models_file=write_models_file(tmp_path / "streamed.yaml", [entry]),
+    )
+    fake_upstream.reply_text("word " * 200, chunk_size=5, chunk_delay=0.05)
+    async with serve_app(create_app(settings)) as url:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.5)) as http:
+            with pytest.raises(TimeoutError):
+                await http.post(
+                    f"{url}/v1/chat/completions",
+                    data=orjson.dumps({"model": "s", "messages": USER}),
+                    headers={"X-Internal-Auth": LLM_PROXY_TEST_KEY},
+                )
+        left = time.monotonic()
+        await until(lambda: bool(fake_upstream.closed_early))
+    assert fake_upstream.requests[0]["stream"] is True
+    assert fake_upstream.closed_early[0] - left < 0.5

@@ -72,6 +72,7 @@ class DeploymentConfig(BaseModel):
     tool_parser: str | None = None
     constrain_tool_calls: bool | None = None
     max_output_tokens: int | None = Field(default=None, gt=0)
+    stream_upstream: bool | None = None
 
 
 class ModelConfig(BaseModel):
@@ -98,6 +99,9 @@ class ModelConfig(BaseModel):
     a listing in the system message). Unset: tools travel natively."""
     constrain_tool_calls: bool = False
     """Send a llama.cpp grammar (GBNF) so tool calls come out well formed; only for llama.cpp upstreams."""
+    stream_upstream: bool = False
+    """Ask the upstream for a stream even when the client wants a whole answer (assembled by the proxy), so a client
+    that leaves stops the generation: llama.cpp stops a streamed answer then, but finishes a non-streamed one."""
     connect_timeout_s: float = Field(default=10.0, gt=0)
     read_timeout_s: float = Field(default=300.0, gt=0)
     """Longest silence while waiting for the answer or between two streamed chunks (the idle timeout)."""
@@ -231,6 +235,7 @@ def default_models(settings: Settings) -> list[ModelConfig]:
             base_url=settings.local_model_url,
             context_window=settings.local_model_context_window,
             tool_parser="json",
+            stream_upstream=True,
             max_output_tokens=settings.local_model_max_output_tokens,
             owned_by="codelab-local",
         )

@@ -29,6 +29,7 @@ from codelab_llm_proxy.services.providers import ChatBody, Provider, create_prov
 from codelab_llm_proxy.services.routing.circuit_breaker import CircuitBreaker
 from codelab_llm_proxy.services.routing.deployment import CompletionRequest, Deployment, DeploymentHealth
 from codelab_llm_proxy.services.routing.retry import TOO_MANY_REQUESTS, is_transient, retry_delay
+from codelab_llm_proxy.services.translation.openai_chunks import CompletionBuilder
 
 Chunk = dict[str, Any]
 _ENVELOPE_ONLY = ("choices", "usage")
@@ -148,7 +149,7 @@ def _provider(deployment: Deployment) -> Provider:
 
 async def _complete(deployment: Deployment, body: ChatBody) -> dict[str, Any]:
     config = deployment.config
-    request = _provider(deployment).complete(body)
+    request = _assembled(deployment, body) if config.stream_upstream else _provider(deployment).complete(body)
     if config.total_timeout_s is None:
         return await request
     try:
@@ -156,6 +157,21 @@ async def _complete(deployment: Deployment, body: ChatBody) -> dict[str, Any]:
             return await request
     except TimeoutError:
         raise _timeout(config, "did not answer", config.total_timeout_s) from None
+
+
+async def _assembled(deployment: Deployment, body: ChatBody) -> dict[str, Any]:
+    """A whole answer read as a stream (`stream_upstream`): cancelling this closes the upstream's stream."""
+    options = {**(body.get("stream_options") or {}), "include_usage": True}
+    chunks = _provider(deployment).stream({**body, "stream": True, "stream_options": options})
+    builder = CompletionBuilder()
+    try:
+        async for chunk in chunks:
+            builder.add(chunk)
+    finally:
+        await chunks.aclose()
+    if builder.empty:
+        raise UpstreamError(f"model server for {deployment.config.name!r} ended its stream without a chunk")
+    return builder.result()
 
 
 async def _open_stream(
