@@ -7,7 +7,8 @@ Guards that keep a small model's turn going instead of ending it:
 - a call with an unknown tool or arguments that do not fit the schema is not sent to the client; the model gets
   the validation error as that call's result and can correct it;
 - a call the model already made this turn is answered from the earlier result with a short note; after
-  `MAX_REPEATS` of those the model is asked for an answer without tools;
+  `MAX_REPEATS` of those the model is asked for an answer without tools, and so is the turn's last allowed step,
+  so a turn ends with an answer rather than at the step limit;
 - an answer that writes a tool call or result as text (no tool ran) is cut where the record starts, never shown
   from there on, and sent back to the model once with what was wrong.
 """
@@ -95,7 +96,7 @@ class ModelLoop:
                     yield event
                 return
             state.step_count += 1
-            answer_only = state.repeats >= MAX_REPEATS
+            answer_only = state.repeats >= MAX_REPEATS or state.step_count >= self._settings.max_steps
             reply = ModelReply()
             shown = _VisibleText(records)
             started = time.perf_counter()
