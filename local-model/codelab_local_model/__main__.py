@@ -15,7 +15,7 @@ import time
 from types import FrameType
 
 from codelab_local_model.gguf_metadata import read_chat_template
-from codelab_local_model.server import DEFAULT_PARALLEL, ServerOptions, start_server
+from codelab_local_model.server import DEFAULT_CACHE_RAM_MIB, DEFAULT_PARALLEL, ServerOptions, start_server
 from codelab_local_model.specs import MODELS, ModelSpec
 from codelab_local_model.weights import WeightsError, cache_dir, ensure_weights
 
@@ -35,6 +35,13 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_PARALLEL,
         help="request slots served at once (default %(default)s); each slot gets the full --ctx-size: llama.cpp "
         "allocates ctx-size x parallel tokens of KV cache and splits them evenly between the slots",
+    )
+    parser.add_argument(
+        "--cache-ram",
+        type=int,
+        default=DEFAULT_CACHE_RAM_MIB,
+        metavar="MIB",
+        help="memory for the states of prompts moved out of a slot, kept to resume them (default %(default)s; 0: none)",
     )
     parser.add_argument("--prepare-only", action="store_true", help="join and verify the weights, then exit")
     return parser
@@ -58,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, value in (("--ctx-size", args.ctx_size), ("--threads", args.threads), ("--parallel", args.parallel)):
         if value is not None and value < 1:
             _parser().error(f"{name} must be at least 1")
+    if args.cache_ram < 0:
+        _parser().error("--cache-ram must be at least 0")
     started = time.perf_counter()
     try:
         model_path = ensure_weights(spec)
@@ -77,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         ctx_size=args.ctx_size or spec.default_context,
         threads=args.threads,
         parallel=args.parallel,
+        cache_ram_mib=args.cache_ram,
         chat_template=template,
     )
     stop = threading.Event()
