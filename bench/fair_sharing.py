@@ -7,7 +7,8 @@ through llm-proxy, with the proxy's default `max_tokens` for the model:
 2. a runaway (a request for a 5,000-line listing, which runs until `max_tokens`) started first, then the same short
    request while the runaway generates: its TTFT, and the runaway's own length and duration (one `max_tokens`
    step — the longest a request may wait when every slot is busy);
-3. a streaming client that leaves after a few tokens: how long until llama.cpp's `/slots` shows the slot idle.
+3. a client that leaves, streaming (after a few tokens) or not (after 3 s): how long until llama.cpp's `/slots`
+   shows the slot idle (llm-proxy reads the local model's whole answers as streams too, so both stop at once).
 
     uv run python bench/fair_sharing.py                    # 0.5B model, 2 slots
     uv run python bench/fair_sharing.py --parallel 1       # the same with one slot, for comparison
@@ -136,6 +137,18 @@ async def ask(
     return Timing(ttft, time.perf_counter() - started, tokens, finish)
 
 
+async def leave_whole(chain: Chain, after_s: float) -> float:
+    """A non-streamed runaway whose client gives up after `after_s`; returns when it left (perf_counter)."""
+    body = {"model": chain.model, "messages": [{"role": "user", "content": RUNAWAY}], "temperature": 0}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=after_s)) as impatient:
+        try:
+            url = f"{chain.proxy_url}/v1/chat/completions"
+            await impatient.post(url, data=orjson.dumps(body), headers={"X-Internal-Auth": chain.key})
+        except TimeoutError:
+            pass
+    return time.perf_counter()
+
+
 async def busy_slots(http: aiohttp.ClientSession, chain: Chain) -> int:
     async with http.get(f"{chain.model_url}/slots") as response:
         return sum(1 for slot in await response.json() if slot.get("is_processing"))
@@ -154,15 +167,17 @@ async def run(args: argparse.Namespace) -> None:
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as http:
             await chain.wait_ready(http)
-            print(f"model {args.model}, {args.parallel} slot(s) of {args.ctx_size} tokens, llm-proxy's max_tokens")
+            limit = args.runaway_max_tokens or "llm-proxy's default"
+            print(f"model {args.model}, {args.parallel} slot(s) of {args.ctx_size} tokens; runaway max_tokens: {limit}")
             await ask(http, chain, SHORT)  # warm-up: template, first allocations
             alone = [await ask(http, chain, SHORT) for _ in range(args.rounds)]
             report("short request alone", alone)
 
+            cap = {"max_tokens": args.runaway_max_tokens} if args.runaway_max_tokens else {}
             during: list[Timing] = []
             runaways: list[Timing] = []
             for _ in range(args.rounds):
-                runaway = asyncio.create_task(ask(http, chain, RUNAWAY, temperature=0))
+                runaway = asyncio.create_task(ask(http, chain, RUNAWAY, temperature=0, **cap))
                 await until_slots(http, chain, busy=True)
                 await asyncio.sleep(args.lead_s)  # the runaway is generating now
                 if runaway.done():
@@ -180,9 +195,12 @@ async def run(args: argparse.Namespace) -> None:
             left = await ask(http, chain, RUNAWAY, leave_after=5, temperature=0)
             gone = time.perf_counter()
             await until_slots(http, chain, busy=False)
-            print(
-                f"client left after {left.tokens} tokens: slot idle {1000 * (time.perf_counter() - gone):.0f} ms later"
-            )
+            idle_ms = 1000 * (time.perf_counter() - gone)
+            print(f"streaming client left after {left.tokens} tokens: slot idle {idle_ms:.0f} ms later")
+            gone = await leave_whole(chain, after_s=3.0)
+            await until_slots(http, chain, busy=False)
+            idle_ms = 1000 * (time.perf_counter() - gone)
+            print(f"non-streaming client left after 3 s: slot idle {idle_ms:.0f} ms later")
             print(f"model server RSS: {rss_mb(chain.server.pid):.0f} MB")
     finally:
         chain.close()
@@ -207,6 +225,7 @@ def main() -> None:
     parser.add_argument("--ctx-size", type=int, default=8192)
     parser.add_argument("--threads", type=int, default=None, help="model server threads (default: its own)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--runaway-max-tokens", type=int, default=None, help="default: llm-proxy's for the model")
     parser.add_argument("--lead-s", type=float, default=2.0, help="how long the runaway generates before the short one")
     asyncio.run(run(parser.parse_args()))
 
