@@ -1,5 +1,6 @@
-"""The step's SSE stream as a caller sees it: keep-alive comments while the model is slow, and a caller that leaves
-mid-step closes the whole chain (agent-runtime → llm-proxy → model server) at once."""
+"""The step's SSE stream as a caller sees it: keep-alive comments while the model is slow (llm-proxy's own comments
+skipped on the way in), and a caller that leaves mid-step closes the whole chain (agent-runtime → llm-proxy → model
+server) at once."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ import pytest
 
 from codelab_common.sse import KEEP_ALIVE, iter_sse
 from tests.fixtures.agent_runtime import RunningAgentRuntime
+
+@pytest.fixture(autouse=True)
+def llm_proxy_keep_alives(monkeypatch: pytest.MonkeyPatch) -> None:
+    """llm-proxy (started after this) sends its own comments every 0.1 s: agent-runtime's reader must skip them."""
+    monkeypatch.setenv("LLM_PROXY__SSE_KEEP_ALIVE_S", "0.1")
+
 
 STEP = {"session_id": "s-stream", "message": {"type": "user_message", "content": "hi", "message_id": "m-1"}}
 
@@ -29,7 +36,7 @@ async def test_a_slow_model_gets_keep_alives_that_readers_skip(agent_runtime: Ru
         response = await post_step(agent_runtime, http)
         assert response.status == 200 and response.headers["cache-control"] == "no-cache"
         raw = await response.read()
-    assert raw.count(KEEP_ALIVE) >= 4, "llm-proxy (15 s interval) sent nothing in the pauses; agent-runtime did"
+    assert raw.count(KEEP_ALIVE) >= 4, "agent-runtime's own comments: llm-proxy's never pass through as events"
 
     async def lines() -> AsyncIterator[bytes]:
         for line in raw.splitlines(keepends=True):

@@ -406,3 +406,11 @@ async def test_an_invented_tool_name_is_answered_with_the_tool_meant(agent_runti
 
     error = orjson.loads(agent_runtime.upstream.requests[1]["messages"][-1]["content"])["error"]
     assert error.startswith("there is no tool 'create_file' here (use write_file; the tools you can call: read_file")
+
+
+async def test_an_empty_answer_is_never_a_silent_end(agent_runtime: RunningAgentRuntime) -> None:
+    agent_runtime.upstream.reply_text("")
+
+    step = await agent_runtime.send("s-empty", user("hi"))
+
+    assert step.text.startswith("The model ended this turn without an answer")

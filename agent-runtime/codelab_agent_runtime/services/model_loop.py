@@ -40,6 +40,7 @@ log = structlog.get_logger(__name__)
 MAX_REPEATS = 2
 MAX_CORRECTIONS = 1
 NO_ANSWER = "I could not finish this request: the model wrote a tool call as text instead of calling the tool."
+EMPTY_ANSWER = "The model ended this turn without an answer; ask again or rephrase the request."
 
 
 class ModelLoop:
@@ -136,8 +137,8 @@ class ModelLoop:
                     log.info("tool_record_in_answer", session_id=state.session_id, step=state.step_count)
                     continue
                 answer = shown.text
-                if shown.record_at is not None and not answer.strip():
-                    answer = NO_ANSWER
+                if not answer.strip():
+                    answer = NO_ANSWER if shown.record_at is not None else EMPTY_ANSWER
                     yield sse_frames.delta_event(message_id, answer)
                 state.messages.append({"role": "assistant", "content": answer})
                 await self._store.save(state)
