@@ -15,6 +15,7 @@ import pytest
 from codelab_common.sse import KEEP_ALIVE, iter_sse
 from tests.fixtures.agent_runtime import RunningAgentRuntime
 
+
 @pytest.fixture(autouse=True)
 def llm_proxy_keep_alives(monkeypatch: pytest.MonkeyPatch) -> None:
     """llm-proxy (started after this) sends its own comments every 0.1 s: agent-runtime's reader must skip them."""
