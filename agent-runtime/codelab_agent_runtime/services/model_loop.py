@@ -200,6 +200,7 @@ class ModelLoop:
         await self._store.save(state)
         log.warning("step_limit", session_id=state.session_id, max_steps=limit)
         yield sse_frames.error_event(ErrorCode.STEP_LIMIT, note, message_id=message_id)
+        yield sse_frames.delta_event(message_id, note)
         yield sse_frames.final_event(message_id)
         yield sse_frames.done_event(StepStatus.FAILED)
 
