@@ -31,6 +31,8 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from codelab_common.testing.servers import wait_for_health
+
 RUNAWAY = (
     "Count from 1 to 5000, one number per line. Write every number as plain text: no code, no explanation, "
     "do not stop early."
@@ -94,16 +96,10 @@ class Chain:
         self.proxy_url = f"http://127.0.0.1:{port}"
 
     async def wait_ready(self, http: aiohttp.ClientSession) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                async with http.get(f"{self.proxy_url}/health") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-        raise SystemExit("llm-proxy did not start")
+        try:
+            await wait_for_health(self.proxy_url, timeout=60)
+        except TimeoutError:
+            raise SystemExit("llm-proxy did not start") from None
 
     def close(self) -> None:
         for process in (getattr(self, "proxy", None), self.server):
