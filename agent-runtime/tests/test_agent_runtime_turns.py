@@ -414,3 +414,54 @@ async def test_an_empty_answer_is_never_a_silent_end(agent_runtime: RunningAgent
     step = await agent_runtime.send("s-empty", user("hi"))
 
     assert step.text.startswith("The model ended this turn without an answer")
+
+
+async def test_an_answer_right_after_a_failed_edit_is_sent_back_once_to_retry(
+    agent_runtime: RunningAgentRuntime,
+) -> None:
+    upstream = agent_runtime.upstream
+    upstream.reply_tool_calls(("edit_file", {"path": "calc.py", "old_text": "a-b", "new_text": "a + b"}))
+    upstream.reply_text("I fixed add().")
+    upstream.reply_tool_calls(("edit_file", {"path": "calc.py", "old_text": "a - b", "new_text": "a + b"}))
+    upstream.reply_text("add() now returns a + b.")
+
+    first = await agent_runtime.send("s-retry", user("fix add in calc.py"))
+    failed = {"error": "[no_match] old_text is not in calc.py; closest lines: 2:     return a - b"}
+    second = await agent_runtime.send(
+        "s-retry", {"type": "tool_result", "call_id": first.tool_calls[0]["call_id"], **failed}
+    )
+
+    assert second.text == "I fixed add().", "what was streamed stays streamed"
+    (retry,) = second.tool_calls
+    assert retry["arguments"]["old_text"] == "a - b", "the model got a second chance"
+    request = upstream.requests[2]["messages"][-1]
+    assert request["role"] == "user" and "edit_file call failed, so nothing was changed" in request["content"]
+    assert "closest lines: 2:     return a - b" in request["content"]
+    third = await agent_runtime.send("s-retry", {"type": "tool_result", "call_id": retry["call_id"], "result": "ok"})
+    assert third.text == "add() now returns a + b." and len(upstream.requests) == 4
+
+
+async def test_after_a_rejected_edit_the_answer_stands(agent_runtime: RunningAgentRuntime) -> None:
+    upstream = agent_runtime.upstream
+    upstream.reply_tool_calls(("write_file", {"path": "a.py", "content": "x = 1\n"}))
+    upstream.reply_text("OK, I left a.py as it is.")
+
+    first = await agent_runtime.send("s-no-retry", user("write a.py"))
+    rejected = {"type": "tool_result", "call_id": first.tool_calls[0]["call_id"], "error": "rejected by the user"}
+    second = await agent_runtime.send("s-no-retry", rejected)
+
+    assert second.text == "OK, I left a.py as it is." and second.tool_calls == []
+    assert len(upstream.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "agent_runtime_overrides", [{"model_tools": ["read_file", "write_file", "git.diff"]}], indirect=True
+)
+async def test_model_tools_narrow_what_the_model_is_offered(agent_runtime: RunningAgentRuntime) -> None:
+    agent_runtime.upstream.reply_text("ok")
+
+    await agent_runtime.send("s-narrow", user("hi"), tools=["read_file", "git.diff", "run_command"])
+
+    request = agent_runtime.upstream.requests[0]
+    assert tool_names(request) == ["read_file", "git_diff"]
+    assert "write_file" not in request["messages"][0]["content"], "the prompt names only offered tools"

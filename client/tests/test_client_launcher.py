@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -28,6 +29,8 @@ def test_keys_are_fresh_and_wired_between_caller_and_callee(tmp_path: Path) -> N
     assert argv[argv.index("--parallel") + 1] == "2", "two slots: a second session never waits for a long answer"
     assert agent["AGENT_RUNTIME__DATABASE_URL"] == f"sqlite+aiosqlite:///{tmp_path.resolve()}/agent-runtime.db"
     assert gateway["GATEWAY__AGENT_RUNTIME_URL"] == "http://127.0.0.1:8001"
+    offered = json.loads(agent["AGENT_RUNTIME__MODEL_TOOLS"])
+    assert "edit_file" in offered and "create_directory" not in offered, "the embedded model gets the small toolset"
 
 
 def test_no_model_leaves_the_model_server_out(tmp_path: Path) -> None:
@@ -35,6 +38,12 @@ def test_no_model_leaves_the_model_server_out(tmp_path: Path) -> None:
     specs = plan_services(UpOptions(start_model=False, data_dir=tmp_path, models_file=models_file))
     assert [spec.name for spec in specs] == ["llm-proxy", "agent-runtime", "gateway"]
     assert specs[0].env["LLM_PROXY__MODELS_FILE"] == str(models_file.resolve())
+
+
+def test_a_model_of_the_models_file_gets_every_tool(tmp_path: Path) -> None:
+    options = UpOptions(model="gpt-4o", start_model=False, data_dir=tmp_path, models_file=tmp_path / "models.yaml")
+    agent = next(spec for spec in plan_services(options) if spec.name == "agent-runtime")
+    assert "AGENT_RUNTIME__MODEL_TOOLS" not in agent.env
 
 
 def test_a_taken_port_fails_fast_and_starts_nothing(tmp_path: Path) -> None:

@@ -34,6 +34,12 @@ class Settings(ServiceSettings):
         default_factory=lambda: ["write_file", "edit_file", "apply_patch", "run_command"],
         description="Tools (model or wire names) whose calls the client must confirm with the user",
     )
+    model_tools: list[str] | None = Field(
+        default=None,
+        description="Only these tools (model or wire names) are offered to the model, of those the client "
+        "executes (null: all of them); `codelab up` leaves out create_directory, git_diff, apply_patch and "
+        "prompt_user for the embedded models, which otherwise pick them for the wrong jobs",
+    )
     pending_tool_timeout_s: float = Field(
         default=150.0,
         gt=0,

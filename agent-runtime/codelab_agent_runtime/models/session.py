@@ -48,6 +48,8 @@ class SessionState(BaseModel):
     """The turn's context gathered so far, while it is gathered in more than one round."""
     corrections: int = 0
     """Answers of this turn that wrote a tool call or result as text and were sent back to the model."""
+    retries: int = 0
+    """Answers of this turn given right after a failed change and sent back to the model to try again."""
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
 
@@ -65,7 +67,7 @@ class SessionState(BaseModel):
     def start_turn(self, message_id: str, content: str, tools: list[str] | None) -> None:
         self.turn_message_id = message_id
         self.turn_tools = tools
-        self.step_count = self.repeats = self.corrections = 0
+        self.step_count = self.repeats = self.corrections = self.retries = 0
         self.context_pieces = []
         self.turn_start = len(self.messages)
         self.messages.append({"role": "user", "content": content})

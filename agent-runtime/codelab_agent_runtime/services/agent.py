@@ -32,7 +32,7 @@ class AgentService:
     def __init__(self, settings: Settings, store: SessionStore, llm: LLMClient) -> None:
         self._settings = settings
         self._store = store
-        self._catalog = ToolCatalog(settings.approval_required)
+        self._catalog = ToolCatalog(settings.approval_required, settings.model_tools)
         self._loop = ModelLoop(settings, store, llm)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 

@@ -10,7 +10,9 @@ Guards that keep a small model's turn going instead of ending it:
   `MAX_REPEATS` of those the model is asked for an answer without tools, and so is the turn's last allowed step,
   so a turn ends with an answer rather than at the step limit;
 - an answer that writes a tool call or result as text (no tool ran) is cut where the record starts, never shown
-  from there on, and sent back to the model once with what was wrong.
+  from there on, and sent back to the model once with what was wrong;
+- an answer that comes right after a change failed (an edit whose old text is not in the file) is sent back once
+  with the error, so the model retries instead of reporting work that was not done.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ log = structlog.get_logger(__name__)
 
 MAX_REPEATS = 2
 MAX_CORRECTIONS = 1
+MAX_RETRIES = 1
+CHANGE_TOOLS = frozenset({"write_file", "edit_file", "apply_patch"})
 NO_ANSWER = "I could not finish this request: the model wrote a tool call as text instead of calling the tool."
 EMPTY_ANSWER = "The model ended this turn without an answer; ask again or rephrase the request."
 
@@ -135,6 +139,14 @@ class ModelLoop:
                     correction = _correction(reply.content[shown.record_at :], toolset)
                     state.messages.append({"role": "user", "content": correction})
                     log.info("tool_record_in_answer", session_id=state.session_id, step=state.step_count)
+                    continue
+                failed = None if answer_only or state.retries >= MAX_RETRIES else _failed_change(state.turn_messages())
+                if failed is not None:
+                    state.retries += 1
+                    if shown.text.strip():
+                        state.messages.append({"role": "assistant", "content": shown.text})
+                    state.messages.append({"role": "user", "content": _retry_request(*failed)})
+                    log.info("retry_after_failed_change", session_id=state.session_id, step=state.step_count)
                     continue
                 answer = shown.text
                 if not answer.strip():
@@ -333,6 +345,30 @@ def _correction(record: str, toolset: Toolset) -> str:
         except tool_messages.InvalidArguments as exc:
             return f"{intro} The call was wrong: {exc}. Call the tool again with correct arguments."
     return f"{intro} To use a tool, answer with only the call. To answer me, write plain text."
+
+
+def _failed_change(turn: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """(tool, error) of a change in the turn's last tool round that failed for a reason other than the user's
+    rejection; None if every change of that round went through."""
+    names: dict[str, str] = {}
+    failure = None
+    for message in turn:
+        if message.get("tool_calls"):
+            names = {call["id"]: call["function"]["name"] for call in message["tool_calls"]}
+            failure = None
+        elif message.get("role") == "tool" and names.get(message.get("tool_call_id", "")) in CHANGE_TOOLS:
+            outcome = _loads(message.get("content") or "")
+            if isinstance(outcome, dict) and outcome.get("error") and not outcome.get("rejected_by_user"):
+                failure = failure or (names[message["tool_call_id"]], str(outcome["error"]))
+    return failure
+
+
+def _retry_request(tool: str, error: str) -> str:
+    """What the model is told when it answers right after a failed change."""
+    how = "Call the tool again with corrected arguments"
+    if tool == "edit_file":
+        how += ": copy old_text exactly from the file's current text, or write the whole file with write_file"
+    return f"Your {tool} call failed, so nothing was changed: {error[:400]}. {how}. Do not tell me it is done."
 
 
 _INTENTS = (

@@ -2,7 +2,8 @@
 
 Nothing in it varies per turn (no dates, no session data). It says nothing about how a tool call is written: the
 tools travel as native `tools` definitions, and llm-proxy adapts them for models that need another format (the
-local Qwen models get a tool list and a JSON call format from their tool parser).
+local Qwen models get a tool list and a JSON call format from their tool parser). It names only tools that are
+offered: a small model calls whatever the prompt names.
 """
 
 from __future__ import annotations
@@ -13,13 +14,18 @@ _INTRO = (
     "You are CodeLab, a coding assistant working inside the user's project in their IDE. "
     "Answer briefly, in the user's language."
 )
-_WITH_TOOLS = (
+_CONTEXT = (
     "You work through tools that act on the user's project. My messages may begin with the project's file list "
-    "and the contents of its files: answer questions about them from that text. To create a file, call write_file; "
-    "to change one, call edit_file with old_text copied exactly from the file; to run tests or programs, call "
-    "run_command. If a tool returns an error, correct the call and try again. Never invent file contents or tool "
-    "results. When the work is done, answer in one or two sentences: the answer to my question, or what you "
-    "changed. If I rejected a call, do not repeat it."
+    "and the contents of its files: answer questions about them from that text."
+)
+_TOOL_USES = (
+    ("write_file", "To create a file, call write_file."),
+    ("edit_file", "To change a file, call edit_file with old_text copied exactly from the file."),
+    ("run_command", "To run tests or programs, call run_command."),
+)
+_RULES = (
+    "If a tool returns an error, correct the call and try again. Never invent file contents or tool results. "
+    "When the work is done, answer in one or two sentences: the answer to my question, or what you changed."
 )
 _WITHOUT_TOOLS = "You have no tools in this conversation: answer from what the user tells you."
 
@@ -27,4 +33,10 @@ _WITHOUT_TOOLS = "You have no tools in this conversation: answer from what the u
 @lru_cache(maxsize=64)
 def system_prompt(tool_names: tuple[str, ...]) -> str:
     """The prompt for a turn that offers the tools named (an empty tuple: no tools)."""
-    return f"{_INTRO}\n{_WITH_TOOLS if tool_names else _WITHOUT_TOOLS}"
+    if not tool_names:
+        return f"{_INTRO}\n{_WITHOUT_TOOLS}"
+    names = set(tool_names)
+    uses = [sentence for tool, sentence in _TOOL_USES if tool in names]
+    if "write_file" in names and "edit_file" not in names:
+        uses.insert(1, "To change a file, call write_file with its whole new content.")
+    return " ".join([f"{_INTRO}\n{_CONTEXT}", *uses, _RULES])

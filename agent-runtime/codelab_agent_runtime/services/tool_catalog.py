@@ -1,4 +1,5 @@
-"""The tools offered to the model in a turn: the shared catalog filtered by what the client executes."""
+"""The tools offered to the model in a turn: the shared catalog filtered by what the client executes and by what
+the deployment lets the model see (`model_tools`)."""
 
 from __future__ import annotations
 
@@ -33,17 +34,27 @@ class Toolset:
 
 
 class ToolCatalog:
-    def __init__(self, approval_required: Iterable[str]) -> None:
+    def __init__(self, approval_required: Iterable[str], model_tools: Iterable[str] | None = None) -> None:
         self._approval_required = frozenset(approval_required)
+        self._model_tools = None if model_tools is None else _names(model_tools)
         self._select = lru_cache(maxsize=64)(self._build)
 
     def select(self, names: Iterable[str] | None) -> Toolset:
         """The tools named (model or wire names; unknown names are ignored); None offers all."""
         if names is None:
             return self._select(None)
-        wanted = {spec.name for spec in map(resolve, names) if spec is not None}
-        return self._select(frozenset(wanted))
+        return self._select(_names(names))
 
     def _build(self, wanted: frozenset[str] | None) -> Toolset:
-        specs = tuple(spec for spec in TOOLS if wanted is None or spec.name in wanted)
+        allowed = self._model_tools
+        specs = tuple(
+            spec
+            for spec in TOOLS
+            if (wanted is None or spec.name in wanted) and (allowed is None or spec.name in allowed)
+        )
         return Toolset(specs, self._approval_required)
+
+
+def _names(names: Iterable[str]) -> frozenset[str]:
+    """Model-side names of the tools named by model or wire name; unknown names are ignored."""
+    return frozenset(spec.name for spec in map(resolve, names) if spec is not None)

@@ -7,6 +7,7 @@ environments, never in a file or a log line.
 
 from __future__ import annotations
 
+import json
 import secrets
 import sys
 from dataclasses import dataclass, field
@@ -17,6 +18,10 @@ LOCAL_MODEL_CONTEXT = 8192
 LOCAL_MODEL_PARALLEL = 2
 """Request slots of the local model server, each with the whole context: a second session's request is answered at
 once instead of waiting for another session's long answer."""
+
+LOCAL_MODEL_TOOLS = ("read_file", "write_file", "edit_file", "list_files", "search_in_project", "run_command")
+"""What the embedded models are offered: with create_directory, git_diff and apply_patch in the list they pick those
+for jobs write_file and edit_file do (`bench/agent_eval`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,20 +112,23 @@ def plan_services(options: UpOptions) -> list[ServiceSpec]:
             f"http://{host}:{ports.llm_proxy}/health",
         )
     )
+    agent_env = {
+        **common,
+        "AGENT_RUNTIME__INTERNAL_API_KEY": agent_key,
+        "AGENT_RUNTIME__HOST": host,
+        "AGENT_RUNTIME__PORT": str(ports.agent_runtime),
+        "AGENT_RUNTIME__LLM_PROXY_URL": f"http://{host}:{ports.llm_proxy}",
+        "AGENT_RUNTIME__LLM_PROXY_API_KEY": proxy_key,
+        "AGENT_RUNTIME__MODEL": options.model,
+        "AGENT_RUNTIME__DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+    }
+    if options.model in LOCAL_MODELS:
+        agent_env["AGENT_RUNTIME__MODEL_TOOLS"] = json.dumps(LOCAL_MODEL_TOOLS)
     specs.append(
         ServiceSpec(
             "agent-runtime",
             [*python, "codelab_agent_runtime"],
-            {
-                **common,
-                "AGENT_RUNTIME__INTERNAL_API_KEY": agent_key,
-                "AGENT_RUNTIME__HOST": host,
-                "AGENT_RUNTIME__PORT": str(ports.agent_runtime),
-                "AGENT_RUNTIME__LLM_PROXY_URL": f"http://{host}:{ports.llm_proxy}",
-                "AGENT_RUNTIME__LLM_PROXY_API_KEY": proxy_key,
-                "AGENT_RUNTIME__MODEL": options.model,
-                "AGENT_RUNTIME__DATABASE_URL": f"sqlite+aiosqlite:///{database}",
-            },
+            agent_env,
             ports.agent_runtime,
             f"http://{host}:{ports.agent_runtime}/health",
         )
