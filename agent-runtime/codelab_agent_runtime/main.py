@@ -11,13 +11,13 @@ from fastapi import FastAPI
 from codelab_agent_runtime.api import agent, sessions
 from codelab_agent_runtime.core.config import Settings
 from codelab_agent_runtime.core.errors import validation_code
-from codelab_agent_runtime.core.openapi import add_schemas
 from codelab_agent_runtime.services.agent import AgentService
 from codelab_agent_runtime.services.llm_client import LLMClient, client_timeout
 from codelab_agent_runtime.services.session_store import SqlSessionStore
 from codelab_common.auth import InternalAuthMiddleware
 from codelab_common.health import health_router
 from codelab_common.http_errors import install_error_handlers
+from codelab_common.openapi import add_schemas
 from codelab_common.protocol import AgentRequest
 from codelab_common.request_id import RequestIdMiddleware
 

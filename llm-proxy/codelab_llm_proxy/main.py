@@ -12,12 +12,15 @@ from fastapi.telemetry import TelemetryConfig
 
 from codelab_common.auth import InternalAuthMiddleware
 from codelab_common.health import health_router
+from codelab_common.openapi import add_schemas
 from codelab_common.request_id import RequestIdMiddleware
 from codelab_llm_proxy.api.admin.api_router import router as admin_router
 from codelab_llm_proxy.api.chat_completions.api_router import router as chat_router
+from codelab_llm_proxy.api.chat_completions.protocol import ChatCompletionRequest
 from codelab_llm_proxy.api.chat_completions.serving import ChatCompletionService
 from codelab_llm_proxy.api.messages.api_router import MESSAGES_PATH
 from codelab_llm_proxy.api.messages.api_router import router as messages_router
+from codelab_llm_proxy.api.messages.protocol import MessagesRequest
 from codelab_llm_proxy.api.messages.serving import MessagesService
 from codelab_llm_proxy.api.metrics.api_router import router as metrics_router
 from codelab_llm_proxy.api.models.api_router import router as models_router
@@ -85,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(messages_router)
     app.include_router(metrics_router)
+    add_schemas(app, ChatCompletionRequest, MessagesRequest)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.add_middleware(

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from codelab_agent_runtime.core.config import Settings
 from codelab_agent_runtime.services.agent import AgentService
+from codelab_common.openapi import json_body
 from codelab_common.protocol import AgentRequest
 from codelab_common.sse import EventStreamResponse
 
@@ -23,12 +24,7 @@ router = APIRouter(tags=["agent"])
 @router.post(
     "/agent/message/stream",
     response_class=StreamingResponse,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AgentRequest"}}},
-        }
-    },
+    openapi_extra=json_body(AgentRequest),
     responses={200: {"content": {"text/event-stream": {}}, "description": "`message` events, then one `done`"}},
 )
 async def message_stream(request: Request) -> StreamingResponse:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from codelab_common.openapi import json_body
+from codelab_llm_proxy.api.chat_completions.protocol import ChatCompletionRequest
 from codelab_llm_proxy.api.chat_completions.serving import ChatCompletionService
 from codelab_llm_proxy.services.rate_limit import Caller
 
@@ -22,7 +24,11 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-@router.post("/v1/chat/completions")
+@router.post(
+    "/v1/chat/completions",
+    openapi_extra=json_body(ChatCompletionRequest),
+    responses={200: {"content": {"application/json": {}, "text/event-stream": {}}, "description": "The answer"}},
+)
 async def create_chat_completion(request: Request) -> Response:
     body = await request.body()
     caller = Caller.from_headers(request.headers, request.client.host if request.client else None)

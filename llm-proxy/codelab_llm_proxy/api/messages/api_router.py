@@ -8,7 +8,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from codelab_common.openapi import json_body
 from codelab_llm_proxy.api.chat_completions.api_router import _disconnected
+from codelab_llm_proxy.api.messages.protocol import MessagesRequest
 from codelab_llm_proxy.api.messages.serving import MessagesService
 from codelab_llm_proxy.services.rate_limit import Caller
 
@@ -24,7 +26,11 @@ def _caller(request: Request) -> Caller:
     return Caller.from_headers(headers, request.client.host if request.client else None)
 
 
-@router.post(MESSAGES_PATH)
+@router.post(
+    MESSAGES_PATH,
+    openapi_extra=json_body(MessagesRequest),
+    responses={200: {"content": {"application/json": {}, "text/event-stream": {}}, "description": "The answer"}},
+)
 async def create_message(request: Request) -> Response:
     service: MessagesService = request.app.state.messages
     body = await request.body()
