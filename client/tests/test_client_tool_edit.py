@@ -125,6 +125,24 @@ async def test_crlf_file_keeps_its_line_endings(executor: ToolExecutor, workspac
     assert path.read_bytes() == b"if x:\r\n\tstop()\r\n\tend"
 
 
+async def test_lines_joined_by_the_model_still_match_and_the_file_keeps_its_layout(
+    executor: ToolExecutor, workspace: Path
+) -> None:
+    calc = "def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n"
+    (workspace / "calc.py").write_text(calc)
+    (workspace / "settings.json").write_text('{\n  "debug": true,\n  "workers": 4\n}\n')
+
+    joined = await _edit(executor, "calc.py", "def add(a, b): return a - b", "def add(a, b): return a + b")
+    squeezed = await _edit(executor, "settings.json", '{"debug":true,', '{"debug": false,')
+
+    assert joined.ok and squeezed.ok
+    assert (workspace / "calc.py").read_text() == calc.replace("return a - b", "return a + b", 1)
+    assert (workspace / "settings.json").read_text() == '{\n  "debug": false,\n  "workers": 4\n}\n'
+    twice = await _edit(executor, "calc.py", "(a,b):", "(a, b, c):")
+    assert twice.error is not None
+    assert twice.error.startswith("[ambiguous_match] old_text occurs 2 times in calc.py (lines 1, 5)")
+
+
 async def test_no_match_shows_the_closest_lines_numbered(executor: ToolExecutor, workspace: Path) -> None:
     (workspace / "app.py").write_text(APP)
     outcome = await _edit(executor, "app.py", "def greet(nam):\n    msg = 'hi ' + nam\n", "x")

@@ -7,7 +7,11 @@ Replaces one piece of an existing text file. `old_text` is looked for in three w
 2. as whole lines, trailing whitespace ignored (and a missing or extra final newline);
 3. as whole lines, indentation ignored too. `new_text` is then re-indented by the same shift that turns the
    model's indentation into the file's (4 spaces too few: 4 added to every line of `new_text`); when no single
-   shift explains the difference the edit is refused with the file's real lines.
+   shift explains the difference the edit is refused with the file's real lines;
+4. as words and punctuation, all whitespace ignored, line breaks included (a small model writes `def f(a): return a` for a
+   two-line function). Only what the model changed is written: between two words that keep or replace
+   neighbouring words of the file, the file's spacing and line breaks stay; around words `new_text` adds, its own
+   spacing is used.
 
 When nothing matches, the error shows the file's lines most like `old_text` (a window of as many lines, found
 with difflib), numbered, so the model can retry with the right text.
@@ -58,6 +62,8 @@ SHOWN_CHARS = 200
 LISTED_MATCHES = 10
 """Most line numbers an ambiguous match lists."""
 _WORD = re.compile(r"\w+")
+_WORDS = re.compile(r"\w+|[^\w\s]")
+"""What the whitespace-blind match compares: words, and every other character but whitespace on its own."""
 _SCORED_WORDS = 100
 """At most this many words of old_text (the longest) are looked for when nothing matches."""
 _CANDIDATES = 8
@@ -154,7 +160,10 @@ def _replace(text: str, old: str, new: str, path: str) -> str:
     if len(starts) > 1:
         raise ToolError("ambiguous_match", _ambiguous(path, len(starts), [start + 1 for start in starts]))
     if not starts:
-        raise ToolError("no_match", _no_match(path, texts, wanted))
+        by_words = _replace_words(text, old, new, path)
+        if by_words is None:
+            raise ToolError("no_match", _no_match(path, texts, wanted))
+        return by_words
 
     start, stop = starts[0], starts[0] + len(wanted)
     new_ends = [newline] * len(replacement)
@@ -165,6 +174,43 @@ def _replace(text: str, old: str, new: str, path: str) -> str:
     texts[start:stop] = replacement
     ends[start:stop] = new_ends
     return "".join(map(str.__add__, texts, ends))
+
+
+def _replace_words(text: str, old: str, new: str, path: str) -> str | None:
+    """`text` with the one run of words equal to `old`'s words (whitespace ignored) rewritten as `new`; None when
+    no run matches."""
+    words = list(_WORDS.finditer(text))
+    wanted = _WORDS.findall(old)
+    if not wanted:
+        return None
+    starts = [
+        at
+        for at in range(len(words) - len(wanted) + 1)
+        if words[at].group() == wanted[0] and [w.group() for w in words[at : at + len(wanted)]] == wanted
+    ]
+    if len(starts) > 1:
+        lines = [text.count("\n", 0, words[at].start()) + 1 for at in starts]
+        raise ToolError("ambiguous_match", _ambiguous(path, len(starts), lines))
+    if not starts:
+        return None
+    found = words[starts[0] : starts[0] + len(wanted)]
+    placed = list(_WORDS.finditer(new))
+    kept: dict[int, int] = {}
+    """Index of a word of `new` → index in `found` of the word it keeps or replaces in place."""
+    matcher = difflib.SequenceMatcher(None, wanted, [w.group() for w in placed], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag in ("equal", "replace"):
+            kept.update({j1 + k: i1 + k for k in range(min(i2 - i1, j2 - j1))})
+    pieces = []
+    for index, word in enumerate(placed):
+        if index:
+            before, here = kept.get(index - 1), kept.get(index)
+            if before is not None and here == before + 1:
+                pieces.append(text[found[before].end() : found[here].start()])
+            else:
+                pieces.append(new[placed[index - 1].end() : word.start()])
+        pieces.append(word.group())
+    return text[: found[0].start()] + "".join(pieces) + text[found[-1].end() :]
 
 
 def _newline(text: str) -> str:
