@@ -39,7 +39,7 @@ if __package__ in (None, ""):
 from bench.agent_eval.tasks import KINDS, TASKS, Task, prepare_workspace
 from codelab_client.approvals import approve_all
 from codelab_client.events import SessionListener
-from codelab_client.launcher.plan import LOCAL_MODELS, Ports, UpOptions, plan_services
+from codelab_client.launcher import LOCAL_MODELS, Ports, UpOptions, plan_services, resolve_keys
 from codelab_client.launcher.supervisor import StartupError, Supervisor
 from codelab_client.session import AgentSession, SessionClosed, TurnResult
 from codelab_client.tools import ToolExecutor
@@ -263,7 +263,7 @@ def local_system(model: str, models_file: Path | None, data_dir: Path, start_tim
             ports=ports,
             models_file=models_file,
         )
-        specs = plan_services(options)
+        specs = plan_services(options, resolve_keys(options.data_dir).values)
         supervisor = Supervisor(specs, options.data_dir / "logs", report=say, host=options.host)
         try:
             supervisor.check_ports()

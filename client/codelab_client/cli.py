@@ -1,4 +1,4 @@
-"""The `codelab` command: `up`, `chat` and `run`. Thin: each command hands over to its module."""
+"""The `codelab` command: `up`, `env`, `chat` and `run`. Thin: each command hands over to its module."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from codelab_client.launcher import LOCAL_MODELS, Ports, UpOptions
+from codelab_client.launcher import LOCAL_MODELS, Ports, UpOptions, resolve_keys
 from codelab_client.launcher.plan import LOCAL_MODEL_PARALLEL
 from codelab_client.launcher.up import START_TIMEOUT_S, run_up
 
@@ -35,6 +35,11 @@ def _workspace(path: Path) -> Path:
     return path
 
 
+DEFAULT_DATA_DIR = Path("data")
+DataDirOption = Annotated[
+    Path, typer.Option(help="Folder for the internal keys, the SQLite database and the service logs.")
+]
+
 WorkspaceOption = Annotated[
     Path,
     typer.Option("--workspace", "-w", help="The project folder the agent's tools work in.", callback=_workspace),
@@ -47,7 +52,7 @@ def up(
     no_model: Annotated[
         bool, typer.Option("--no-model", help="Do not start the local model server (use --models-file or your own).")
     ] = False,
-    data_dir: Annotated[Path, typer.Option(help="Folder for the SQLite database and the service logs.")] = Path("data"),
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     models_file: Annotated[
         Path | None, typer.Option(help="llm-proxy models file (YAML) instead of the local model only.")
     ] = None,
@@ -83,6 +88,12 @@ def up(
         start_timeout=start_timeout,
     )
     raise typer.Exit(code)
+
+
+@app.command()
+def env(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
+    """Print the internal keys as shell exports: eval "$(codelab env)" (generated and kept if there are none yet)."""
+    typer.echo(resolve_keys(data_dir).exports(), nl=False)
 
 
 @app.command()

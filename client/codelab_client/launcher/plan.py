@@ -1,17 +1,19 @@
 """What `codelab up` starts: one command line and environment per service, wired to each other.
 
-Each internal key is generated fresh per run and handed to the service that checks it and to the one that calls
-it (LLM_PROXY__INTERNAL_API_KEY = AGENT_RUNTIME__LLM_PROXY_API_KEY, and so on); keys live only in the children's
-environments, never in a file or a log line.
+Each internal key (see `keys.py` for where it comes from) is handed to the service that checks it and to the one
+that calls it (LLM_PROXY__INTERNAL_API_KEY = AGENT_RUNTIME__LLM_PROXY_API_KEY, and so on); keys never reach a log
+line.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from codelab_client.launcher.keys import AGENT_RUNTIME_KEY, GATEWAY_KEY, LLM_PROXY_KEY
 
 LOCAL_MODELS = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 LOCAL_MODEL_CONTEXT = 8192
@@ -56,15 +58,11 @@ class ServiceSpec:
     """A line prefix on the child's output that also means ready (the local model prints `ready http://...`)."""
 
 
-def _key() -> str:
-    return secrets.token_urlsafe(32)
-
-
-def plan_services(options: UpOptions) -> list[ServiceSpec]:
+def plan_services(options: UpOptions, keys: Mapping[str, str]) -> list[ServiceSpec]:
     """The services: the local model (unless disabled), llm-proxy, agent-runtime, gateway (stopped in reverse)."""
     host, ports = options.host, options.ports
     python = [sys.executable, "-m"]
-    proxy_key, agent_key, gateway_key = _key(), _key(), _key()
+    proxy_key, agent_key, gateway_key = keys[LLM_PROXY_KEY], keys[AGENT_RUNTIME_KEY], keys[GATEWAY_KEY]
     database = (options.data_dir.resolve() / "agent-runtime.db").as_posix()
     common = {"PYTHONUNBUFFERED": "1"}
     specs: list[ServiceSpec] = []

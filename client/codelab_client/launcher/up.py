@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 
+from codelab_client.launcher.keys import keys_path, resolve_keys
 from codelab_client.launcher.plan import UpOptions, plan_services
 from codelab_client.launcher.supervisor import StartupError, Supervisor
 
@@ -14,13 +15,17 @@ START_TIMEOUT_S = 600.0
 
 def run_up(options: UpOptions, *, say: Callable[[str], None], warn: Callable[[str], None], start_timeout: float) -> int:
     """Exit status: 0 after a requested stop, 1 when a service failed to start or died."""
-    specs = plan_services(options)
+    keys = resolve_keys(options.data_dir)
+    specs = plan_services(options, keys.values)
     log_dir = options.data_dir / "logs"
     supervisor = Supervisor(specs, log_dir, report=say, host=options.host)
     previous = {sig: signal.signal(sig, supervisor.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         supervisor.check_ports()
         say(f"starting {', '.join(spec.name for spec in specs)}; logs in {log_dir.resolve()}/<service>.log")
+        if keys.generated:
+            say(f"new internal keys ({', '.join(keys.generated)}) kept in {keys_path(options.data_dir).resolve()}")
+        say('the internal keys, for curl: eval "$(codelab env)"')
         if not options.start_model and options.models_file is None:
             warn(
                 f"--no-model: llm-proxy expects a model server at http://{options.host}:{options.ports.model}/v1 "
