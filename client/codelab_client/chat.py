@@ -8,10 +8,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from codelab_client.approval_prompt import ConsoleApprover
+from codelab_client.approvals import Decision
 from codelab_client.render import ConsoleRenderer
 from codelab_client.session import AgentSession, SessionClosed
 from codelab_client.terminal_input import read_line
 from codelab_client.tools import ToolExecutor
+from codelab_common.protocol import ToolCall
 
 QUIT_COMMANDS = frozenset({"/quit", "/exit", "/q"})
 HELP = (
@@ -22,18 +24,26 @@ HELP = (
 
 async def chat(workspace: Path, url: str, session_id: str | None, console: Console | None = None) -> int:
     console = console or Console()
+    renderer = ConsoleRenderer(console, activity=True)
 
     async def ask_user(question: str) -> str:
+        renderer.idle()
         console.print(f"[bold magenta]agent asks:[/] {escape(question)}")
         answer = await read_line(lambda: console.input("[bold]your answer>[/] "))
         return answer or ""
 
     executor = ToolExecutor(workspace, ask_user=ask_user)
-    renderer = ConsoleRenderer(console)
+    approver = ConsoleApprover(console, executor.workspace)
+
+    async def approve(call: ToolCall) -> Decision:
+        renderer.idle()
+        decision = await approver(call)
+        if decision.approved:
+            renderer.running(call)
+        return decision
+
     try:
-        async with AgentSession(
-            url, executor, ConsoleApprover(console, executor.workspace), session_id=session_id, listener=renderer
-        ) as session:
+        async with AgentSession(url, executor, approve, session_id=session_id, listener=renderer) as session:
             console.print(
                 f"[bold]codelab chat[/] session [cyan]{escape(session.session_id)}[/], "
                 f"workspace [cyan]{escape(str(executor.workspace.root))}[/]. /help for help, /quit to leave.",
@@ -58,7 +68,11 @@ async def chat(workspace: Path, url: str, session_id: str | None, console: Conso
                 if text.startswith("/") and " " not in text:
                     console.print(f"[yellow]unknown command {escape(text)}; /help lists them[/]")
                     continue
-                await session.run_turn(text)
+                renderer.thinking()
+                try:
+                    await session.run_turn(text)
+                finally:
+                    renderer.idle()
     except SessionClosed as exc:
         console.print(f"[bold red]codelab:[/] {escape(str(exc))}")
         return 3
