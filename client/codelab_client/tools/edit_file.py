@@ -8,10 +8,10 @@ Replaces one piece of an existing text file. `old_text` is looked for in three w
 3. as whole lines, indentation ignored too. `new_text` is then re-indented by the same shift that turns the
    model's indentation into the file's (4 spaces too few: 4 added to every line of `new_text`); when no single
    shift explains the difference the edit is refused with the file's real lines;
-4. as words and punctuation, all whitespace ignored, line breaks included (a small model writes `def f(a): return a` for a
-   two-line function). Only what the model changed is written: between two words that keep or replace
-   neighbouring words of the file, the file's spacing and line breaks stay; around words `new_text` adds, its own
-   spacing is used.
+4. as words and punctuation, all whitespace ignored, line breaks included (a small model writes
+   `def f(a): return a` for a two-line function). Only what the model changed is written: between two words that
+   keep or replace neighbouring words of the file, the file's spacing and line breaks stay; around words
+   `new_text` adds, its own spacing is used.
 
 When nothing matches, the error shows the file's lines most like `old_text` (a window of as many lines, found
 with difflib), numbered, so the model can retry with the right text.
