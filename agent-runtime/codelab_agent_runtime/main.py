@@ -8,18 +8,21 @@ from contextlib import asynccontextmanager
 import aiohttp
 from fastapi import FastAPI
 
-from codelab_agent_runtime.api import agent, sessions
+from codelab_agent_runtime.api import agent, metrics, sessions
 from codelab_agent_runtime.core.config import Settings
 from codelab_agent_runtime.core.errors import validation_code
 from codelab_agent_runtime.services.agent import AgentService
 from codelab_agent_runtime.services.llm_client import LLMClient, client_timeout
+from codelab_agent_runtime.services.metrics import AgentMetrics
 from codelab_agent_runtime.services.session_store import SqlSessionStore
 from codelab_common.auth import InternalAuthMiddleware
 from codelab_common.health import health_router
 from codelab_common.http_errors import install_error_handlers
+from codelab_common.metrics import open_metrics_paths
 from codelab_common.openapi import add_schemas
 from codelab_common.protocol import AgentRequest
 from codelab_common.request_id import RequestIdMiddleware
+from codelab_common.tracing import NO_NATIVE_TELEMETRY, install_tracing
 
 SERVICE = "agent-runtime"
 READ_BUFFER = 2**21
@@ -48,24 +51,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             base_url=settings.llm_proxy_url,
             api_key=settings.llm_proxy_api_key.get_secret_value(),
             model=settings.model,
+            metrics=app.state.metrics,
             options=options,
         )
-        app.state.agent = AgentService(settings, store, llm)
+        app.state.agent = AgentService(settings, store, llm, app.state.metrics)
         try:
             yield
         finally:
             await http.close()
             await store.close()
 
-    app = FastAPI(title="CodeLab agent-runtime", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="CodeLab agent-runtime", version="0.1.0", lifespan=lifespan, telemetry=NO_NATIVE_TELEMETRY)
     app.state.settings = settings
+    app.state.metrics = AgentMetrics()
     app.add_middleware(
-        InternalAuthMiddleware, api_key=settings.internal_api_key.get_secret_value(), open_paths=("/health",)
+        InternalAuthMiddleware,
+        api_key=settings.internal_api_key.get_secret_value(),
+        open_paths=("/health", *open_metrics_paths(settings)),
     )
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app, validation_code=validation_code)
     app.include_router(health_router(SERVICE))
     app.include_router(agent.router)
     app.include_router(sessions.router)
+    app.include_router(metrics.router)
     add_schemas(app, AgentRequest)
+    install_tracing(app, SERVICE)
     return app

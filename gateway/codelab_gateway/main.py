@@ -10,7 +10,9 @@ from fastapi import FastAPI
 from codelab_common.auth import InternalAuthMiddleware
 from codelab_common.health import health_router
 from codelab_common.http_errors import install_error_handlers
+from codelab_common.metrics import open_metrics_paths
 from codelab_common.request_id import RequestIdMiddleware
+from codelab_common.tracing import NO_NATIVE_TELEMETRY, install_tracing
 from codelab_gateway.api import internal, ws
 from codelab_gateway.core.config import Settings
 from codelab_gateway.services.agent_client import AgentClient
@@ -36,12 +38,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await hub.close()
             await http.close()
 
-    app = FastAPI(title="CodeLab gateway", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="CodeLab gateway", version="0.1.0", lifespan=lifespan, telemetry=NO_NATIVE_TELEMETRY)
     app.state.settings = settings
     app.add_middleware(
         InternalAuthMiddleware,
         api_key=settings.internal_api_key.get_secret_value(),
-        open_paths=("/health",),
+        open_paths=("/health", *open_metrics_paths(settings)),
         open_prefixes=OPEN_PREFIXES,
     )
     app.add_middleware(RequestIdMiddleware)
@@ -49,4 +51,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router(SERVICE))
     app.include_router(ws.router)
     app.include_router(internal.router)
+    install_tracing(app, SERVICE)
     return app

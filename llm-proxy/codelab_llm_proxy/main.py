@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager
 import aiohttp
 import structlog
 from fastapi import FastAPI
-from fastapi.telemetry import TelemetryConfig
 
 from codelab_common.auth import InternalAuthMiddleware
 from codelab_common.health import health_router
+from codelab_common.metrics import open_metrics_paths
 from codelab_common.openapi import add_schemas
 from codelab_common.request_id import RequestIdMiddleware
+from codelab_common.tracing import NO_NATIVE_TELEMETRY, install_tracing
 from codelab_llm_proxy.api.admin.api_router import router as admin_router
 from codelab_llm_proxy.api.chat_completions.api_router import router as chat_router
 from codelab_llm_proxy.api.chat_completions.protocol import ChatCompletionRequest
@@ -40,9 +41,6 @@ SERVICE_NAME = "llm-proxy"
 UPSTREAM_READ_BUFFER = 1 << 20
 """aiohttp refuses SSE lines over twice this size; one chunk with a large tool call must fit."""
 UPSTREAM_CONNECTIONS = 1024
-NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
-"""FastAPI's built-in OpenTelemetry costs a provider lookup (env reads) per request even when nothing is configured;
-the proxy exports its own Prometheus metrics (services/observability), so it is switched off."""
 
 
 def _check_providers(registry: ModelRegistry) -> None:
@@ -94,10 +92,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         InternalAuthMiddleware,
         api_key=settings.internal_api_key.get_secret_value(),
-        open_paths=("/health",),
+        open_paths=("/health", *open_metrics_paths(settings)),
         accept_bearer=True,
         x_api_key_prefixes=(MESSAGES_PATH,),
         extra_keys=[k.get_secret_value() for k in settings.caller_keys],
     )
     app.add_middleware(RequestIdMiddleware)
+    install_tracing(app, SERVICE_NAME)
     return app

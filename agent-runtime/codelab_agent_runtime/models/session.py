@@ -31,6 +31,9 @@ class PendingCall(BaseModel):
     forwarded: bool = True
     result: str | None = None
     purpose: Literal["model", "context"] = "model"
+    traceparent: str | None = None
+    """The trace context of the step that sent the call, so the step that takes its result can trace the round
+    trip under it (None when that step was not traced)."""
 
 
 class SessionState(BaseModel):

@@ -1,10 +1,12 @@
 """Streaming chat completions from llm-proxy, accumulated into text deltas and whole tool calls.
 
-This is the hot path: one orjson parse per streamed chunk, plain dicts, no per-chunk logging.
+This is the hot path: one orjson parse per streamed chunk, plain dicts, no per-chunk logging. Each call is a client
+span (when the step is traced) whose `traceparent` goes to llm-proxy, and its time to the first token is measured.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,8 +14,12 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp.http_exceptions import HttpProcessingError
+from opentelemetry.trace import SpanKind
 
+from codelab_agent_runtime.services.metrics import AgentMetrics
+from codelab_common import tracing
 from codelab_common.auth import INTERNAL_AUTH_HEADER
+from codelab_common.request_id import SESSION_ID_HEADER
 from codelab_common.sse import iter_sse
 
 
@@ -54,9 +60,11 @@ class LLMClient:
         base_url: str,
         api_key: str,
         model: str,
+        metrics: AgentMetrics,
         options: dict[str, Any] | None = None,
     ) -> None:
         self._http = http
+        self._metrics = metrics
         self._url = f"{base_url.rstrip('/')}/v1/chat/completions"
         self._headers = {INTERNAL_AUTH_HEADER: api_key, "Content-Type": "application/json"}
         self._model = model
@@ -69,45 +77,62 @@ class LLMClient:
         reply: ModelReply,
         *,
         tool_choice: str | None = None,
+        session_id: str | None = None,
     ) -> AsyncIterator[str]:
-        """Yield the reply's text deltas; tool calls and the finish reason land in `reply`."""
+        """Yield the reply's text deltas; tool calls and the finish reason land in `reply`. `session_id` goes to
+        llm-proxy as `X-Session-ID`, for its log lines."""
         body: dict[str, Any] = {"model": self._model, "messages": messages, "stream": True, **self._options}
         if tools:
             body["tools"] = tools
             if tool_choice:
                 body["tool_choice"] = tool_choice
+        span = tracing.start_span(
+            f"chat {self._model}",
+            kind=SpanKind.CLIENT,
+            attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": self._model},
+        )
+        headers = {**self._headers, **tracing.trace_headers(span)} if span is not None else dict(self._headers)
+        if session_id is not None:
+            headers[SESSION_ID_HEADER] = session_id
+        started = time.perf_counter()
+        waiting = True
         finished = False
-        try:
-            async with self._http.post(self._url, data=orjson.dumps(body), headers=self._headers) as response:
-                if response.status != 200:
-                    raise LLMError(await _describe_failure(response))
-                async for event in iter_sse(response.content):
-                    if event.data == "[DONE]":
-                        finished = True
-                        break
-                    chunk = _parse(event.data)
-                    if event.event == "error" or "error" in chunk:
-                        raise LLMError(f"model failed: {_error_message(chunk)}")
-                    for choice in chunk.get("choices") or ():
-                        delta = choice.get("delta") or {}
-                        text = delta.get("content")
-                        if text:
-                            reply.text.append(text)
-                            yield text
-                        if delta.get("tool_calls"):
-                            _accumulate(reply.drafts, delta["tool_calls"])
-                        if choice.get("finish_reason"):
-                            reply.finish_reason = choice["finish_reason"]
-        except TimeoutError as exc:
-            raise LLMError("llm-proxy did not answer in time") from exc
-        except aiohttp.ClientConnectionError as exc:
-            raise LLMError(f"llm-proxy at {self._url} is unreachable: {exc}") from exc
-        except aiohttp.ClientError as exc:
-            raise LLMError(f"llm-proxy request failed: {exc}") from exc
-        except HttpProcessingError as exc:
-            raise LLMError(f"llm-proxy sent an unreadable stream: {exc}") from exc
-        if not finished and reply.finish_reason is None:
-            raise LLMError("the model's stream ended before the reply was complete")
+        with tracing.ending(span):
+            try:
+                async with self._http.post(self._url, data=orjson.dumps(body), headers=headers) as response:
+                    if response.status != 200:
+                        raise LLMError(await _describe_failure(response))
+                    async for event in iter_sse(response.content):
+                        if event.data == "[DONE]":
+                            finished = True
+                            break
+                        chunk = _parse(event.data)
+                        if event.event == "error" or "error" in chunk:
+                            raise LLMError(f"model failed: {_error_message(chunk)}")
+                        for choice in chunk.get("choices") or ():
+                            delta = choice.get("delta") or {}
+                            text = delta.get("content")
+                            if waiting and (text or delta.get("tool_calls")):
+                                waiting = False
+                                self._metrics.time_to_first_token.observe(time.perf_counter() - started)
+                            if text:
+                                reply.text.append(text)
+                                yield text
+                            if delta.get("tool_calls"):
+                                _accumulate(reply.drafts, delta["tool_calls"])
+                            if choice.get("finish_reason"):
+                                reply.finish_reason = choice["finish_reason"]
+            except TimeoutError as exc:
+                raise LLMError("llm-proxy did not answer in time") from exc
+            except aiohttp.ClientConnectionError as exc:
+                raise LLMError(f"llm-proxy at {self._url} is unreachable: {exc}") from exc
+            except aiohttp.ClientError as exc:
+                raise LLMError(f"llm-proxy request failed: {exc}") from exc
+            except HttpProcessingError as exc:
+                raise LLMError(f"llm-proxy sent an unreadable stream: {exc}") from exc
+            if not finished and reply.finish_reason is None:
+                raise LLMError("the model's stream ended before the reply was complete")
+            tracing.note(span, {"gen_ai.response.finish_reasons": [reply.finish_reason or "stop"]})
 
 
 def _parse(data: str) -> dict[str, Any]:

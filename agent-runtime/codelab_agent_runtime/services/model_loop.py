@@ -35,6 +35,7 @@ from codelab_agent_runtime.services.prompt import system_prompt
 from codelab_agent_runtime.services.session_store import SessionStore
 from codelab_agent_runtime.services.tool_catalog import Toolset
 from codelab_agent_runtime.services.tool_records import RecordFinder, call_written_as_text
+from codelab_common import tracing
 from codelab_common.protocol import ErrorCode, StepStatus, ToolCall
 
 log = structlog.get_logger(__name__)
@@ -108,7 +109,10 @@ class ModelLoop:
             messages = build_messages(system_prompt(toolset.names), state.messages, self._settings.context_max_chars)
             try:
                 tool_choice = "none" if answer_only else None
-                async for token in self._llm.stream(messages, toolset.definitions, reply, tool_choice=tool_choice):
+                stream = self._llm.stream(
+                    messages, toolset.definitions, reply, tool_choice=tool_choice, session_id=state.session_id
+                )
+                async for token in stream:
                     visible = shown.take(token)
                     if visible:
                         yield sse_frames.delta_event(message_id, visible)
@@ -192,6 +196,8 @@ class ModelLoop:
     ) -> AsyncIterator[bytes]:
         """Save the session, send each call to the client, and end the step waiting for their results."""
         message_id = state.turn_message_id or new_id("msg")
+        for call in calls:
+            call.traceparent = tracing.traceparent()
         await self._store.save(state)
         for call in calls:
             spec = toolset.lookup(call.name)

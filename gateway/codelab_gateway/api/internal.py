@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from codelab_gateway.models.sessions import SessionInfo, SessionList, TurnInfo
 from codelab_gateway.services.session import Session
@@ -19,7 +18,7 @@ def _hub(request: Request) -> SessionHub:
 
 @router.get("/metrics", tags=["internal"])
 async def metrics(request: Request) -> Response:
-    return Response(_hub(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    return _hub(request).metrics.response()
 
 
 @router.get("/internal/sessions", tags=["internal"])

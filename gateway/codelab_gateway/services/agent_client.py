@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 import orjson
@@ -47,10 +47,12 @@ class AgentClient:
             timeout=timeout, connector=connector, read_bufsize=max(settings.agent_max_event_bytes // 2, 1 << 16)
         )
 
-    async def stream_step(self, body: bytes) -> AsyncIterator[SSEEvent]:
-        """The step's events as they arrive; raises AgentStepError when agent-runtime is unreachable or refuses."""
+    async def stream_step(self, body: bytes, headers: Mapping[str, str] | None = None) -> AsyncIterator[SSEEvent]:
+        """The step's events as they arrive; raises AgentStepError when agent-runtime is unreachable or refuses.
+        `headers` are sent besides the client's own (the step's `traceparent`)."""
+        sent = {**self._headers, **headers} if headers else self._headers
         try:
-            async with self._http.post(self._url, data=body, headers=self._headers) as response:
+            async with self._http.post(self._url, data=body, headers=sent) as response:
                 if response.status != 200:
                     raise await _refusal(response)
                 async for event in iter_sse(response.content):

@@ -19,7 +19,8 @@ from codelab_common.protocol import IDE_TOOLS, SESSION_ID_PATTERN, ErrorCode, Er
 from codelab_gateway.services.capabilities import CapabilityError, tools_from_query
 from codelab_gateway.services.dialects import Dialect, IdeDialect, StreamDialect, dialect_named
 from codelab_gateway.services.inbound import FrameError, parse_frame
-from codelab_gateway.services.outbound_log import EventLog, encode_frame
+from codelab_gateway.services.metrics import GatewayMetrics
+from codelab_gateway.services.outbound_log import Entry, EventLog, encode_frame
 from codelab_gateway.services.session import Session
 from codelab_gateway.services.session_hub import SessionHub
 
@@ -42,10 +43,13 @@ IDE_CLIENT = ClientProfile(IdeDialect.name, IDE_TOOLS)
 
 
 class ClientConnection:
-    def __init__(self, websocket: WebSocket, dialect: Dialect, tools: list[str] | None) -> None:
+    def __init__(
+        self, websocket: WebSocket, dialect: Dialect, tools: list[str] | None, metrics: GatewayMetrics
+    ) -> None:
         self.websocket = websocket
         self.dialect = dialect
         self.tools = tools
+        self._metrics = metrics
         self.read_seq = 0
         """The last log entry the sender has consumed (sent, or held by the dialect)."""
         self._sender: asyncio.Task[None] | None = None
@@ -73,6 +77,7 @@ class ClientConnection:
                 for entry in batch:
                     for text in self.dialect.render(entry):
                         await self.websocket.send_text(text)
+                        self._metrics.frame_sent(_sent_type(entry, text))
                     cursor = self.read_seq = entry.seq
                     if not self.dialect.holding:
                         on_delivered(cursor)
@@ -110,18 +115,19 @@ async def serve_client(
         await _refuse(websocket, ErrorCode.INVALID_FORMAT, str(exc))
         return
     session = hub.session(session_id)
-    connection = ClientConnection(websocket, dialect_named(profile.dialect), capabilities.tools)
+    connection = ClientConnection(websocket, dialect_named(profile.dialect), capabilities.tools, hub.metrics)
     hub.metrics.connections.labels(profile.dialect).inc()
     hub.metrics.live_connections.inc()
-    log.info("client connected", session_id=session_id, dialect=profile.dialect)
-    await session.attach(connection)
-    try:
-        await _receive_frames(websocket, session, hub.settings.max_frame_bytes)
-    finally:
-        session.detach(connection)
-        await connection.stop()
-        hub.metrics.live_connections.dec()
-        log.info("client disconnected", session_id=session_id)
+    with structlog.contextvars.bound_contextvars(session_id=session_id):
+        log.info("client connected", dialect=profile.dialect)
+        await session.attach(connection)
+        try:
+            await _receive_frames(websocket, session, hub.settings.max_frame_bytes)
+        finally:
+            session.detach(connection)
+            await connection.stop()
+            hub.metrics.live_connections.dec()
+            log.info("client disconnected")
 
 
 async def _receive_frames(websocket: WebSocket, session: Session, max_bytes: int) -> None:
@@ -140,6 +146,12 @@ async def _receive_frames(websocket: WebSocket, session: Session, max_bytes: int
             continue
         if frame is not None:
             session.receive(frame)
+
+
+def _sent_type(entry: Entry, text: str) -> str:
+    """The type of a frame rendered from `entry`: the entry's own when sent as logged, else the whole assistant
+    message the IDE dialect joined from deltas."""
+    return entry.type if text is entry.text else "assistant_message"
 
 
 async def _refuse(websocket: WebSocket, code: ErrorCode, text: str) -> None:

@@ -1,37 +1,62 @@
 """Prometheus metrics of one gateway app (own registry, so several apps can live in one process, as in tests).
 
-Counted per connection, per inbound frame, per step and per error, never per relayed token.
+Counted per connection, per frame, per step and per error. A frame sent to a client costs one dictionary lookup
+and one counter increment; nothing is logged per frame. Gauges are kept by increments, so several worker processes
+sum them in prometheus_client's multiprocess mode (`codelab_common.metrics`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from fastapi.responses import Response
+from prometheus_client import Counter, Gauge
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from codelab_common.metrics import app_registry, metrics_response
 
 
 class GatewayMetrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = registry = app_registry()
         self.connections = Counter(
-            "gateway_connections", "WebSocket connections accepted", ["dialect"], registry=self.registry
+            "gateway_connections", "WebSocket connections accepted", ["dialect"], registry=registry
         )
         self.live_connections = Gauge(
-            "gateway_live_connections", "WebSocket connections open now", registry=self.registry
+            "gateway_live_connections", "WebSocket connections open now", registry=registry, multiprocess_mode="livesum"
         )
-        self.sessions = Gauge("gateway_sessions", "Sessions held in memory", registry=self.registry)
+        self.sessions = Gauge(
+            "gateway_sessions", "Sessions held in memory", registry=registry, multiprocess_mode="livesum"
+        )
+        self.reconnects = Counter(
+            "gateway_reconnects",
+            "Connections to a session that had a client before (a return, or a replacement of a live one)",
+            registry=registry,
+        )
+        self.replays = Counter(
+            "gateway_replays",
+            "Connections that began by sending frames written while no client read them",
+            registry=registry,
+        )
+        self.replayed_frames = Counter(
+            "gateway_replayed_frames", "Frames waiting for a client when it connected", registry=registry
+        )
         self.frames_in = Counter(
-            "gateway_frames_received", "Inbound frames accepted, by type", ["type"], registry=self.registry
+            "gateway_frames_received", "Inbound frames accepted, by type", ["type"], registry=registry
+        )
+        self.frames_out = Counter(
+            "gateway_frames_sent", "Frames written to client sockets, by type", ["type"], registry=registry
         )
         self.errors = Counter(
-            "gateway_errors_sent", "Error frames the gateway itself sent, by code", ["code"], registry=self.registry
+            "gateway_errors_sent", "Error frames the gateway itself sent, by code", ["code"], registry=registry
         )
         self.steps = Counter(
-            "gateway_agent_steps", "agent-runtime steps, by how they ended", ["status"], registry=self.registry
+            "gateway_agent_steps", "agent-runtime steps, by how they ended", ["status"], registry=registry
         )
+        self._sent: dict[str, Counter] = {}
 
-    def track_sessions(self, count: Callable[[], int]) -> None:
-        self.sessions.set_function(count)
+    def frame_sent(self, frame_type: str) -> None:
+        counter = self._sent.get(frame_type)
+        if counter is None:
+            counter = self._sent[frame_type] = self.frames_out.labels(frame_type)
+        counter.inc()
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def response(self) -> Response:
+        return metrics_response(self.registry)

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
+from opentelemetry.trace import Span, SpanKind
 from pydantic import BaseModel
 
+from codelab_common import tracing
 from codelab_common.protocol import (
     DONE_EVENT,
     MESSAGE_EVENT,
@@ -33,6 +35,7 @@ from codelab_common.protocol import (
     ToolResult,
     UserMessage,
 )
+from codelab_common.protocol.agent_api import tool_timeout_error
 from codelab_gateway.core.config import Settings
 from codelab_gateway.services.agent_client import AgentClient, AgentStepError
 from codelab_gateway.services.metrics import GatewayMetrics
@@ -56,6 +59,8 @@ class TurnState(StrEnum):
 class Turn:
     message_id: str
     state: TurnState = TurnState.STREAMING
+    span: Span | None = None
+    """The root of the turn's trace (None when the gateway does not trace); every step of the turn is its child."""
 
 
 @dataclass(slots=True)
@@ -83,6 +88,7 @@ class Session:
         self._high_water = settings.outbound_buffer_frames // 2
         self._metrics = metrics
         self._connection: ClientConnection | None = None
+        self._had_client = False
         self._delivered = 0
         self._turn: Turn | None = None
         self._calls: dict[str, PendingCall] = {}
@@ -108,7 +114,17 @@ class Session:
         if previous is not None:
             log.info("connection replaced", session_id=self.id)
             await previous.close(REPLACED_CLOSE_CODE, "replaced")
+        self._count_return()
         connection.start(self.log, after=self._delivered, on_delivered=self._mark_delivered)
+
+    def _count_return(self) -> None:
+        if self._had_client:
+            self._metrics.reconnects.inc()
+        self._had_client = True
+        waiting = len(self.log.after(self._delivered))
+        if waiting:
+            self._metrics.replays.inc()
+            self._metrics.replayed_frames.inc(waiting)
 
     def detach(self, connection: ClientConnection) -> None:
         if self._connection is connection:
@@ -141,7 +157,13 @@ class Session:
             )
             return
         message_id = message.message_id or new_message_id()
-        self._turn = Turn(message_id)
+        span = tracing.start_span(
+            "turn",
+            kind=SpanKind.SERVER,
+            parent=tracing.new_trace(),
+            attributes={"codelab.session_id": self.id, "codelab.message_id": message_id},
+        )
+        self._turn = Turn(message_id, span=span)
         self.emit(Ack(message_id=message_id))
         self._enqueue(message.model_copy(update={"message_id": message_id}))
 
@@ -225,25 +247,37 @@ class Session:
         request = AgentRequest(session_id=self.id, message=frame, tools=self.tools)
         if self._turn is not None:
             self._turn.state = TurnState.STREAMING
-        done: StepDone | None = None
+        span = tracing.start_span(
+            f"step {frame.type}",
+            kind=SpanKind.CLIENT,
+            parent=self._turn.span if self._turn is not None else None,
+            attributes={"codelab.session_id": self.id},
+        )
         try:
-            async for event in self._agent.stream_step(request.model_dump_json(exclude_none=True).encode()):
-                if event.event == MESSAGE_EVENT:
-                    await self._relay(event.data)
-                elif event.event == DONE_EVENT:
-                    done = StepDone.model_validate_json(event.data)
+            with tracing.ending(span, current=True):
+                done = await self._relay_step(request, tracing.trace_headers(span))
+                tracing.note(span, {"codelab.step.status": done.status.value})
         except AgentStepError as exc:
             self._fail_step(frame, exc.code, exc.message)
-            return
-        if done is None:
-            self._fail_step(frame, ErrorCode.AGENT_DOWN, "agent-runtime ended the stream before the step finished")
             return
         self._metrics.steps.labels(done.status.value).inc()
         if done.status is StepStatus.AWAITING_TOOL_RESULTS or done.pending_call_ids:
             # A failed step that still lists pending calls (BUSY, an unknown call_id) leaves the turn waiting.
             self._await_tool_results(done.pending_call_ids)
         else:
-            self._end_turn()
+            self._end_turn(done.status.value)
+
+    async def _relay_step(self, request: AgentRequest, headers: dict[str, str]) -> StepDone:
+        """Relay the step's frames to the client's log; its `done`, or AgentStepError when it never came."""
+        done: StepDone | None = None
+        async for event in self._agent.stream_step(request.model_dump_json(exclude_none=True).encode(), headers):
+            if event.event == MESSAGE_EVENT:
+                await self._relay(event.data)
+            elif event.event == DONE_EVENT:
+                done = StepDone.model_validate_json(event.data)
+        if done is None:
+            raise AgentStepError(ErrorCode.AGENT_DOWN, "agent-runtime ended the stream before the step finished")
+        return done
 
     def _await_tool_results(self, pending_call_ids: list[str]) -> None:
         if self._turn is not None:
@@ -258,9 +292,12 @@ class Session:
         call_id = frame.call_id if isinstance(frame, ToolResult) else None
         message_id = self._turn.message_id if self._turn else getattr(frame, "message_id", None)
         self.reject(code, text, message_id=message_id, call_id=call_id)
-        self._end_turn()
+        self._end_turn(code.value)
 
-    def _end_turn(self) -> None:
+    def _end_turn(self, outcome: str) -> None:
+        if self._turn is not None:
+            failed = outcome != StepStatus.COMPLETED.value
+            tracing.finish(self._turn.span, {"codelab.turn.outcome": outcome}, error=outcome if failed else None)
         self._turn = None
         for call in self._calls.values():
             call.timer.cancel()
@@ -292,7 +329,7 @@ class Session:
             call_id=call_id,
             message_id=self._turn.message_id if self._turn else None,
         )
-        self._enqueue(ToolResult(call_id=call_id, tool_name=call.tool_name, error=f"tool timed out after {seconds} s"))
+        self._enqueue(ToolResult(call_id=call_id, tool_name=call.tool_name, error=tool_timeout_error(seconds)))
 
     # --- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -314,7 +351,7 @@ class Session:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
-        self._end_turn()
+        self._end_turn("gateway_closed")
         if self._connection is not None:
             await self._connection.close(1001, "gateway shutting down")
             self._connection = None

@@ -23,7 +23,6 @@ class SessionHub:
         self._agent = agent
         self._sessions: dict[str, Session] = {}
         self._sweeper: asyncio.Task[None] | None = None
-        metrics.track_sessions(lambda: len(self._sessions))
 
     def session(self, session_id: str) -> Session:
         """The session with this id, created on first use."""
@@ -31,6 +30,7 @@ class SessionHub:
         if session is None:
             session = Session(session_id, agent=self._agent, settings=self.settings, metrics=self.metrics)
             self._sessions[session_id] = session
+            self.metrics.sessions.inc()
         return session
 
     def sessions(self) -> list[Session]:
@@ -46,6 +46,7 @@ class SessionHub:
                 await self._sweeper
         for session in list(self._sessions.values()):
             await session.close()
+        self.metrics.sessions.dec(len(self._sessions))
         self._sessions.clear()
 
     def sweep(self) -> int:
@@ -54,6 +55,7 @@ class SessionHub:
         expired = [sid for sid, s in self._sessions.items() if s.idle and s.idle_since < deadline]
         for session_id in expired:
             del self._sessions[session_id]
+        self.metrics.sessions.dec(len(expired))
         if expired:
             log.info("idle sessions dropped", count=len(expired))
         return len(expired)

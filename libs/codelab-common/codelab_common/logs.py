@@ -1,4 +1,9 @@
-"""structlog setup shared by every service: JSON lines on stderr, secrets redacted before rendering."""
+"""structlog setup shared by every service: JSON lines on stderr, secrets redacted before rendering.
+
+Every line carries the context variables bound for the work in progress (`service`, `request_id`, `session_id`)
+and, inside a traced request or turn, its `trace_id` and `span_id`; an exception logged with `log.exception` (or
+`exc_info`) is rendered as its traceback under `exception`, redacted like the rest.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import sys
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 
 _SECRET_KEY = re.compile(r"(api[_-]?key|authorization|x-internal-auth|secret|password|bearer)", re.IGNORECASE)
 _SECRET_VALUE = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+|\b(sk-[A-Za-z0-9_-]{8,})")
@@ -29,12 +35,23 @@ def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any
     return {k: REDACTED if _SECRET_KEY.search(k) else _redact_value(v) for k, v in event_dict.items()}
 
 
+def add_trace_ids(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: the current span's trace and span ids, when a span is current."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = f"{context.trace_id:032x}"
+        event_dict["span_id"] = f"{context.span_id:016x}"
+    return event_dict
+
+
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
     """Route structlog and the standard library (uvicorn included) through one redacting renderer."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_ids,
+        structlog.processors.format_exc_info,
         redact_secrets,
     ]
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()

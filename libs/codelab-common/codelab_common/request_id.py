@@ -4,6 +4,9 @@ A caller's id is kept only when it is printable ASCII of at most 128 characters,
 forge log structure nor bloat every line; otherwise (or when absent) a fresh one is made. The id is bound into
 structlog's context variables for the request's lifetime and echoed on the response, so one id follows a request
 across gateway → agent-runtime → llm-proxy when each hop forwards the header.
+
+A caller's `X-Session-ID` (agent-runtime sends it to llm-proxy, which keeps no sessions) is bound as `session_id`
+under the same rules, so a service that never sees a session still logs which one a request served.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
+SESSION_ID_HEADER = "X-Session-ID"
 MAX_REQUEST_ID_LENGTH = 128
 _HEADER_KEY = REQUEST_ID_HEADER.lower().encode()
+_SESSION_KEY = SESSION_ID_HEADER.lower().encode()
 
 current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
 """The id of the request being served (None outside one); forward it to downstream services as `X-Request-ID`."""
@@ -38,8 +43,8 @@ def valid_request_id(value: bytes) -> str | None:
 
 
 class RequestIdMiddleware:
-    """Pure ASGI middleware (no per-chunk cost beyond one function call): binds `request_id` into structlog's
-    context variables and adds `X-Request-ID` to the response's headers."""
+    """Pure ASGI middleware (no per-chunk cost beyond one function call): binds `request_id` (and a caller's
+    `session_id`) into structlog's context variables and adds `X-Request-ID` to the response's headers."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -48,11 +53,12 @@ class RequestIdMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        request_id = None
+        request_id = session_id = None
         for name, value in scope["headers"]:
             if name == _HEADER_KEY:
                 request_id = valid_request_id(value)
-                break
+            elif name == _SESSION_KEY:
+                session_id = valid_request_id(value)
         request_id = request_id or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         header = (_HEADER_KEY, request_id.encode("ascii"))
@@ -63,7 +69,8 @@ class RequestIdMiddleware:
             await send(message)
 
         token = current_request_id.set(request_id)
-        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        ids = {"request_id": request_id} if session_id is None else {"request_id": request_id, "session_id": session_id}
+        bound = structlog.contextvars.bind_contextvars(**ids)
         try:
             await self.app(scope, receive, send_with_id)
         finally:

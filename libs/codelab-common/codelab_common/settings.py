@@ -18,3 +18,7 @@ class ServiceSettings(BaseSettings):
     port: int
     log_level: str = "INFO"
     log_json: bool = True
+    metrics_open: bool = Field(
+        default=False,
+        description="Serve GET /metrics without X-Internal-Auth (for a Prometheus that scrapes without headers)",
+    )

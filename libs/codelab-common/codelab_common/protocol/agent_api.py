@@ -11,6 +11,12 @@ from codelab_common.protocol.frames import SESSION_ID_PATTERN, InboundFrame
 
 MESSAGE_EVENT = "message"
 DONE_EVENT = "done"
+TOOL_TIMEOUT_ERROR = "tool timed out after"
+"""How the `error` of the `tool_result` the gateway sends for a call the client did not answer in time begins."""
+
+
+def tool_timeout_error(seconds: str) -> str:
+    return f"{TOOL_TIMEOUT_ERROR} {seconds} s"
 
 
 class AgentRequest(BaseModel):

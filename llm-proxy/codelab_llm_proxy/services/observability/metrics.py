@@ -2,7 +2,8 @@
 
 Each app gets its own `CollectorRegistry` (tests build many apps in one process). A finished request costs a
 handful of histogram observations, never anything per chunk. Deployment health is read at scrape time through a
-callback (`set_health_source`), so the circuit breakers own their state and the metrics never go stale.
+callback (`set_health_source`), so the circuit breakers own their state and the metrics never go stale; with
+several workers (`PROMETHEUS_MULTIPROC_DIR`, see `codelab_common.metrics`) it is the answering worker's view.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from codelab_common.metrics import app_registry, render
 from codelab_llm_proxy.services.observability.observation import RequestObservation
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -71,7 +73,7 @@ class ProxyMetrics:
     """Every metric of one app, in its own registry; `record(observation)` once per finished request."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = app_registry()
         labels = ["gen_ai_operation_name", "gen_ai_request_model", "gen_ai_provider_name"]
         self.operation_duration = Histogram(
             "gen_ai_client_operation_duration_seconds",
@@ -118,6 +120,7 @@ class ProxyMetrics:
             "llm_proxy_requests_in_flight",
             "Requests being served right now",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self._health = _DeploymentHealthCollector()
         self.registry.register(self._health)
@@ -147,4 +150,4 @@ class ProxyMetrics:
                 self.time_per_output_token.labels(*labels).observe((duration - ttft) / (output - 1))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return render(self.registry, process_local=[self._health])

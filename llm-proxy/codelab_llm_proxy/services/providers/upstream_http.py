@@ -3,6 +3,9 @@
 Failures become `UpstreamError`s the serving and routing layers understand: connect errors and 5xx → 502,
 silence longer than the model's read timeout → 504, an upstream refusing our credentials → 502 (not retried),
 other 4xx keep their status and the upstream's message; an upstream `Retry-After` rides along for the router.
+
+Each request is one try of one deployment and, when the proxy traces, one client span (a retry or a failover is a
+span of its own), whose `traceparent` goes to the model server too.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from typing import Any
 
 import aiohttp
 import orjson
+from opentelemetry.trace import Span, SpanKind
 
+from codelab_common import tracing
 from codelab_llm_proxy.core.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
 from codelab_llm_proxy.core.model_registry import ModelConfig
 from codelab_llm_proxy.services.routing.retry import parse_retry_after
@@ -39,12 +44,15 @@ async def post(
     timeout: aiohttp.ClientTimeout,
 ) -> bytes:
     """POST and read the whole answer; a non-200 answer or a transport failure raises a typed error."""
+    span = _upstream_span(model)
     try:
-        async with session.post(url, data=data, headers=headers, timeout=timeout) as response:
-            payload = await response.read()
-            if response.status != 200:
-                raise status_error(model, response.status, payload, response.headers)
-            return payload
+        with tracing.ending(span):
+            async with session.post(url, data=data, headers=_traced(headers, span), timeout=timeout) as response:
+                tracing.note(span, {"http.response.status_code": response.status})
+                payload = await response.read()
+                if response.status != 200:
+                    raise status_error(model, response.status, payload, response.headers)
+                return payload
     except UpstreamError:
         raise
     except (aiohttp.ClientError, TimeoutError) as exc:
@@ -61,15 +69,35 @@ async def open_stream(
     timeout: aiohttp.ClientTimeout,
 ) -> AsyncIterator[aiohttp.StreamReader]:
     """The body of a 200 streaming answer, line by line; failures opening or reading it raise typed errors."""
+    span = _upstream_span(model)
     try:
-        async with session.post(url, data=data, headers=headers, timeout=timeout) as response:
-            if response.status != 200:
-                raise status_error(model, response.status, await response.read(), response.headers)
-            yield response.content
+        with tracing.ending(span):
+            async with session.post(url, data=data, headers=_traced(headers, span), timeout=timeout) as response:
+                tracing.note(span, {"http.response.status_code": response.status})
+                if response.status != 200:
+                    raise status_error(model, response.status, await response.read(), response.headers)
+                yield response.content
     except UpstreamError:
         raise
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         raise transport_error(model, exc) from exc
+
+
+def _upstream_span(model: ModelConfig) -> Span | None:
+    return tracing.start_span(
+        f"chat {model.upstream_name}",
+        kind=SpanKind.CLIENT,
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": model.provider,
+            "gen_ai.request.model": model.upstream_name,
+            "codelab.deployment": model.deployment_id or model.name,
+        },
+    )
+
+
+def _traced(headers: Mapping[str, str], span: Span | None) -> Mapping[str, str]:
+    return headers if span is None else {**headers, **tracing.trace_headers(span)}
 
 
 def transport_error(model: ModelConfig, exc: BaseException) -> UpstreamError:

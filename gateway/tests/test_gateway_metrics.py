@@ -1,0 +1,85 @@
+"""`GET /metrics`: connections, sessions, frames in and out by type, reconnects and replays, errors by code."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import aiohttp
+import pytest
+
+from tests.fixtures.gateway import RunningGateway
+
+
+async def scrape(gateway: RunningGateway, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{gateway.url}/metrics", headers=gateway.headers if headers is None else headers) as response,
+    ):
+        return response.status, await response.text()
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of the series `name` with exactly `labels` (0 when there is none)."""
+    for line in text.splitlines():
+        match = re.fullmatch(r"(\w+)(?:\{(.*)\})? (\S+)", line)
+        if match and match.group(1) == name and dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or "")) == labels:
+            return float(match.group(3))
+    return 0.0
+
+
+async def _until_turn_ended(gateway: RunningGateway) -> None:
+    for _ in range(100):
+        if all(session.turn is None for session in gateway.app.state.hub.sessions()):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the turn never ended")
+
+
+async def test_frames_reconnects_and_replays_are_counted(gateway: RunningGateway) -> None:
+    gateway.upstream.reply_text("Finished while you were gone.", chunk_delay=0.02)
+    async with gateway.connect("counted") as client:
+        await client.say("go")
+        assert (await client.recv())["type"] == "ack"
+    await _until_turn_ended(gateway)
+    _, away = await scrape(gateway)
+    async with gateway.connect("counted") as client:
+        await client.turn()
+        await client.send({"type": "nonsense"})
+        assert (await client.recv())["code"] == "INVALID_FORMAT"
+        _, text = await scrape(gateway)
+
+    assert sample(text, "gateway_connections_total", dialect="stream") == 2
+    assert sample(text, "gateway_live_connections") == 1
+    assert sample(text, "gateway_sessions") == 1
+    assert sample(text, "gateway_reconnects_total") == 1
+    assert sample(text, "gateway_replays_total") == 1
+    replayed = sample(text, "gateway_replayed_frames_total")
+    assert replayed >= 2
+    assert sample(text, "gateway_frames_received_total", type="user_message") == 1
+    assert sample(text, "gateway_frames_sent_total", type="ack") == 1
+    assert sample(text, "gateway_frames_sent_total", type="error") == 1
+    deltas = sample(text, "gateway_frames_sent_total", type="assistant_message")
+    assert deltas - sample(away, "gateway_frames_sent_total", type="assistant_message") == replayed
+    assert sample(text, "gateway_errors_sent_total", code="INVALID_FORMAT") == 1
+    assert sample(text, "gateway_agent_steps_total", status="completed") == 1
+
+
+async def test_the_ide_dialect_counts_the_whole_messages_it_sends(gateway: RunningGateway) -> None:
+    gateway.upstream.reply_text("One whole message, streamed in many deltas.")
+    async with gateway.connect("ide-counted", ide=True) as client:
+        await client.say("hi")
+        message = await client.recv()
+        assert message["is_final"] is True
+        await _until_turn_ended(gateway)
+        _, text = await scrape(gateway)
+    assert sample(text, "gateway_frames_sent_total", type="assistant_message") == 1
+    assert sample(text, "gateway_frames_sent_total", type="ack") == 0
+
+
+@pytest.mark.parametrize("gateway_overrides", [{"metrics_open": True}])
+async def test_metrics_open_serves_them_without_the_key(gateway: RunningGateway) -> None:
+    status, text = await scrape(gateway, headers={})
+    assert status == 200 and "gateway_sessions" in text
+    async with aiohttp.ClientSession() as http, http.get(f"{gateway.url}/internal/sessions") as other:
+        assert other.status == 401

@@ -1,0 +1,59 @@
+"""Log lines: tracebacks of logged exceptions, redacted like the rest, and the ids of the work in progress."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+import structlog
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from codelab_common.logs import configure_logging
+from codelab_common.tracing import Tracing, ending
+
+
+def _lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+
+
+def _fail(secret: str) -> None:
+    raise RuntimeError(f"upstream refused Bearer {secret}")
+
+
+def test_a_logged_exception_carries_its_traceback_without_secrets(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("demo")
+    secret = "-".join(("tok", "1234567890"))
+    try:
+        _fail(secret)
+    except RuntimeError:
+        structlog.get_logger("demo").exception("step_failed", session_id="s-1")
+        logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+
+    ours, foreign = _lines(capsys)
+    for line in (ours, foreign):
+        assert line["level"] == "error" and "exc_info" not in line
+        assert line["exception"].startswith("Traceback (most recent call last):")
+        assert 'in _fail\n    raise RuntimeError(f"upstream refused Bearer {secret}")' in line["exception"]
+        assert line["exception"].endswith("RuntimeError: upstream refused Bearer [redacted]")
+        assert secret not in json.dumps(line)
+    assert ours["session_id"] == "s-1" and ours["event"] == "step_failed"
+
+
+def test_lines_carry_the_bound_session_and_the_current_trace(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("demo")
+    log = structlog.get_logger("demo")
+    tracing = Tracing.exporting("demo", InMemorySpanExporter())
+    assert tracing.tracer is not None
+    span = tracing.tracer.start_span("step")
+    with structlog.contextvars.bound_contextvars(session_id="s-2"), ending(span, current=True):
+        log.info("inside")
+    log.info("outside")
+
+    inside, outside = _lines(capsys)
+    context = span.get_span_context()
+    assert inside["session_id"] == "s-2"
+    assert inside["trace_id"] == f"{context.trace_id:032x}" and inside["span_id"] == f"{context.span_id:016x}"
+    assert {"session_id", "trace_id", "span_id"}.isdisjoint(outside)
+    tracing.shutdown()
