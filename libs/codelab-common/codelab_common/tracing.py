@@ -102,7 +102,8 @@ def install_tracing(app: FastAPI, service: str) -> Tracing:
 class TracingMiddleware:
     """Pure ASGI middleware: a server span per HTTP request, the caller's `traceparent` its parent, current while
     the app runs (the streamed body included). WebSocket connections get no span (a turn is not a connection), only
-    the tracer for `start_span`. When the app shuts down its remaining spans are exported."""
+    the tracer for `start_span`. When the app shuts down, its remaining spans are exported before the server is
+    told it is done."""
 
     def __init__(self, app: ASGIApp, *, tracing: Tracing, untraced_paths: tuple[str, ...] = UNTRACED_PATHS) -> None:
         if tracing.tracer is None:
@@ -115,10 +116,7 @@ class TracingMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                await asyncio.to_thread(self._tracing.shutdown)
+            await self.app(scope, receive, self._flush_before_shutdown(send))
             return
         if kind != "http" or scope["path"] in self._untraced:
             token = _current_tracer.set(self._tracer if kind == "websocket" else None)
@@ -128,6 +126,16 @@ class TracingMiddleware:
                 _current_tracer.reset(token)
             return
         await self._traced(scope, receive, send)
+
+    def _flush_before_shutdown(self, send: Send) -> Send:
+        """The server stops once the app reports its shutdown, so the spans are exported before that message."""
+
+        async def send_after_export(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await asyncio.to_thread(self._tracing.shutdown)
+            await send(message)
+
+        return send_after_export
 
     async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
         method, path = scope["method"], scope["path"]
