@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiohttp
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from codelab_agent_runtime.api import agent, metrics, sessions
 from codelab_agent_runtime.core.config import Settings
@@ -16,7 +16,7 @@ from codelab_agent_runtime.services.llm_client import LLMClient, client_timeout
 from codelab_agent_runtime.services.metrics import AgentMetrics
 from codelab_agent_runtime.services.session_store import SqlSessionStore
 from codelab_common.auth import InternalAuthMiddleware
-from codelab_common.health import health_router
+from codelab_common.health import HEALTH_PATHS, health_router, next_hop_health
 from codelab_common.http_errors import install_error_handlers
 from codelab_common.metrics import open_metrics_paths
 from codelab_common.openapi import add_schemas
@@ -25,6 +25,7 @@ from codelab_common.request_id import RequestIdMiddleware
 from codelab_common.tracing import NO_NATIVE_TELEMETRY, install_tracing
 
 SERVICE = "agent-runtime"
+DISTRIBUTION = "codelab-agent-runtime"
 READ_BUFFER = 2**21
 """aiohttp's per-line limit is twice this: a tool call's arguments (a whole file) may arrive in one SSE line."""
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             options=options,
         )
         app.state.agent = AgentService(settings, store, llm, app.state.metrics)
+        app.state.store, app.state.http = store, http
         try:
             yield
         finally:
@@ -67,14 +69,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         InternalAuthMiddleware,
         api_key=settings.internal_api_key.get_secret_value(),
-        open_paths=("/health", *open_metrics_paths(settings)),
+        open_paths=(*HEALTH_PATHS, *open_metrics_paths(settings)),
     )
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app, validation_code=validation_code)
-    app.include_router(health_router(SERVICE))
+    app.include_router(health_router(SERVICE, DISTRIBUTION, {"database": _database, "llm_proxy": _llm_proxy}))
     app.include_router(agent.router)
     app.include_router(sessions.router)
     app.include_router(metrics.router)
     add_schemas(app, AgentRequest)
     install_tracing(app, SERVICE)
     return app
+
+
+async def _database(request: Request) -> str | None:
+    await request.app.state.store.ping()
+    return None
+
+
+async def _llm_proxy(request: Request) -> str | None:
+    return await next_hop_health(request.app.state.http, request.app.state.settings.llm_proxy_url)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from codelab_common.auth import InternalAuthMiddleware
-from codelab_common.health import health_router
+from codelab_common.health import HEALTH_PATHS, health_router, next_hop_health
 from codelab_common.http_errors import install_error_handlers
 from codelab_common.metrics import open_metrics_paths
 from codelab_common.request_id import RequestIdMiddleware
@@ -20,6 +20,7 @@ from codelab_gateway.services.metrics import GatewayMetrics
 from codelab_gateway.services.session_hub import SessionHub
 
 SERVICE = "gateway"
+DISTRIBUTION = "codelab-gateway"
 OPEN_PREFIXES = ("/ws/", "/api/v1/ws/")
 
 
@@ -30,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         http = AgentClient.create_http_session(settings)
         hub = SessionHub(settings, AgentClient(http, settings), GatewayMetrics())
-        app.state.hub = hub
+        app.state.hub, app.state.http = hub, http
         hub.start()
         try:
             yield
@@ -43,13 +44,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         InternalAuthMiddleware,
         api_key=settings.internal_api_key.get_secret_value(),
-        open_paths=("/health", *open_metrics_paths(settings)),
+        open_paths=(*HEALTH_PATHS, *open_metrics_paths(settings)),
         open_prefixes=OPEN_PREFIXES,
     )
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
-    app.include_router(health_router(SERVICE))
+    app.include_router(health_router(SERVICE, DISTRIBUTION, {"agent_runtime": _agent_runtime}))
     app.include_router(ws.router)
     app.include_router(internal.router)
     install_tracing(app, SERVICE)
     return app
+
+
+async def _agent_runtime(request: Request) -> str | None:
+    return await next_hop_health(request.app.state.http, request.app.state.settings.agent_runtime_url)

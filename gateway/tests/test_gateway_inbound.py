@@ -15,7 +15,7 @@ IDE_FRAMES = Path(__file__).resolve().parents[2] / "tests" / "data" / "ide-frame
 @pytest.mark.parametrize(
     ("text", "complaint"),
     [
-        ("{not json", "not valid JSON"),
+        ("{not json", "Invalid JSON message"),
         ("[1, 2]", "must be a JSON object, got an array"),
         ('"hello"', "got a string"),
         ('{"content": "hi"}', "no 'type'"),

@@ -3,7 +3,7 @@
 from tests.fixtures.gateway import RunningGateway
 
 BAD_FRAMES: list[tuple[str, str | bytes, str]] = [
-    ("bad json", '{"type": "user_message", "content": ', "not valid JSON"),
+    ("bad json", '{"type": "user_message", "content": ', "Invalid JSON message"),
     ("array", '[{"type": "user_message", "content": "hi"}]', "must be a JSON object, got an array"),
     ("missing type", '{"content": "hi"}', "no 'type'"),
     ("unknown type", '{"type": "plan_approve", "content": "hi"}', "unknown frame type 'plan_approve'"),
@@ -22,6 +22,8 @@ async def test_bad_frames_are_explained_and_the_connection_stays_usable(gateway:
             error = await client.recv()
             assert (error["type"], error["code"]) == ("error", "INVALID_FORMAT"), case
             assert reason in error["content"] and error["error"] == error["content"], case
+            if case == "bad json":
+                assert error["content"].startswith("Invalid JSON message"), "the seed's wording, which clients match"
         await client.say("are you there?")
         frames = await client.turn()
     assert frames[0]["type"] == "ack"

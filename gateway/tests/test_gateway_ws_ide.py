@@ -46,6 +46,7 @@ async def test_text_before_a_tool_call_arrives_whole_before_it(gateway: RunningG
         }
         assert call["type"] == "tool_call" and call["tool_name"] == "read_file"
         assert call["arguments"] == {"path": "main.py"} and call["requires_approval"] is False
+        assert call["is_final"] is True, "the seed marks every tool_call final"
         await client.send(_ide_frame("tool_result_ok_read_file", call_id=call["call_id"]))
         answer = await client.recv()
         await client.silent(0.3)

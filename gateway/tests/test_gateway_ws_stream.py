@@ -142,6 +142,8 @@ async def test_health_is_open_and_internal_endpoints_need_the_key(gateway: Runni
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{gateway.url}/health") as health:
                 assert health.status == 200 and (await health.json())["service"] == "gateway"
+            async with http.get(f"{gateway.url}/ready") as ready:
+                assert ready.status == 200 and (await ready.json())["checks"] == {"agent_runtime": "ok"}
             for path in ("/internal/sessions", "/metrics"):
                 async with http.get(gateway.url + path) as refused:
                     assert refused.status == 401

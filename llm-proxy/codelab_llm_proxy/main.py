@@ -7,10 +7,10 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from codelab_common.auth import InternalAuthMiddleware
-from codelab_common.health import health_router
+from codelab_common.health import HEALTH_PATHS, health_router
 from codelab_common.metrics import open_metrics_paths
 from codelab_common.openapi import add_schemas
 from codelab_common.request_id import RequestIdMiddleware
@@ -32,12 +32,13 @@ from codelab_llm_proxy.core.model_registry import ModelRegistry, build_registry
 from codelab_llm_proxy.middleware.body_limit import BodyLimitMiddleware
 from codelab_llm_proxy.services.observability import ObservabilityMiddleware, ProxyMetrics
 from codelab_llm_proxy.services.providers import provider_names
-from codelab_llm_proxy.services.rate_limit import rate_limiter
+from codelab_llm_proxy.services.rate_limit import RateLimiter, rate_limiter
 from codelab_llm_proxy.services.routing.router import Router
 
 log = structlog.get_logger(__name__)
 
 SERVICE_NAME = "llm-proxy"
+DISTRIBUTION = "codelab-llm-proxy"
 UPSTREAM_READ_BUFFER = 1 << 20
 """aiohttp refuses SSE lines over twice this size; one chunk with a large tool call must fit."""
 UPSTREAM_CONNECTIONS = 1024
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             rate_limiter(settings, registry) as limiter,
         ):
             router.connect(session)
+            app.state.limiter = limiter
             app.state.chat_completions = ChatCompletionService(registry, router, limiter, settings.sse_keep_alive_s)
             app.state.messages = MessagesService(app.state.chat_completions, registry)
             for model in registry:
@@ -75,12 +77,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="CodeLab llm-proxy", lifespan=lifespan, telemetry=NO_NATIVE_TELEMETRY)
     app.state.settings = settings
-    app.state.models = ModelsService(registry)
+    app.state.models = ModelsService(registry, router.available)
     app.state.router = router
     app.state.metrics = metrics = ProxyMetrics()
     metrics.set_health_source(router.health)
     install_error_handlers(app)
-    app.include_router(health_router(SERVICE_NAME))
+    checks = {"models": _models} | ({"redis": _redis} if settings.redis_url else {})
+    app.include_router(health_router(SERVICE_NAME, DISTRIBUTION, checks))
     app.include_router(models_router)
     app.include_router(chat_router)
     app.include_router(admin_router)
@@ -92,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         InternalAuthMiddleware,
         api_key=settings.internal_api_key.get_secret_value(),
-        open_paths=("/health", *open_metrics_paths(settings)),
+        open_paths=(*HEALTH_PATHS, *open_metrics_paths(settings)),
         accept_bearer=True,
         x_api_key_prefixes=(MESSAGES_PATH,),
         extra_keys=[k.get_secret_value() for k in settings.caller_keys],
@@ -100,3 +103,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     install_tracing(app, SERVICE_NAME)
     return app
+
+
+async def _models(request: Request) -> str | None:
+    router: Router = request.app.state.router
+    return await router.readiness()
+
+
+async def _redis(request: Request) -> str | None:
+    limiter: RateLimiter | None = request.app.state.limiter
+    if limiter is not None:
+        await limiter.ping()
+    return None

@@ -104,7 +104,7 @@ async def test_protected_endpoints_need_the_internal_key(llm_proxy: RunningLLMPr
 async def test_health_is_open(llm_proxy: RunningLLMProxy) -> None:
     async with aiohttp.ClientSession() as session, session.get(f"{llm_proxy.url}/health") as response:
         assert response.status == 200
-        assert (await response.json())["status"] == "ok"
+        assert (await response.json()) == {"status": "healthy", "service": "llm-proxy", "version": "0.1.0"}
 
 
 async def test_public_name_maps_to_the_upstream_model(llm_proxy: RunningLLMProxy) -> None:

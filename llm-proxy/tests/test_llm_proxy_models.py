@@ -7,26 +7,26 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from codelab_common.testing import FakeOpenAI, free_port
 from codelab_llm_proxy.core.config import Settings
 from codelab_llm_proxy.core.model_registry import ModelConfigError, build_registry
 from codelab_llm_proxy.main import create_app
-from tests.fixtures.llm_proxy import RunningLLMProxy, write_models_file
+from tests.fixtures.llm_proxy import RunningLLMProxy, serve_llm_proxy, write_models_file
 
 EXAMPLE = Path(__file__).parents[1] / "models.example.yaml"
 
 
-async def test_both_list_paths_show_the_configured_models(llm_proxy: RunningLLMProxy) -> None:
+async def test_openai_list_shows_the_configured_models(llm_proxy: RunningLLMProxy) -> None:
     async with aiohttp.ClientSession(headers=llm_proxy.headers) as session:
-        for path in ("/v1/models", "/v1/llm/models"):
-            async with session.get(f"{llm_proxy.url}{path}") as response:
-                assert response.status == 200
-                listing = await response.json()
-            assert listing["object"] == "list"
-            card, json_card = listing["data"]
-            assert card["id"] == "fake-model" and card["object"] == "model"
-            assert json_card["id"] == "fake-json-model"
-            assert card["context_length"] == 8192
-            assert isinstance(card["created"], int) and card["owned_by"]
+        async with session.get(f"{llm_proxy.url}/v1/models") as response:
+            assert response.status == 200
+            listing = await response.json()
+        assert listing["object"] == "list"
+        card, json_card = listing["data"]
+        assert card["id"] == "fake-model" and card["object"] == "model"
+        assert json_card["id"] == "fake-json-model"
+        assert card["context_length"] == 8192
+        assert isinstance(card["created"], int) and card["owned_by"]
         async with session.get(f"{llm_proxy.url}/v1/models/fake-model") as response:
             assert response.status == 200 and (await response.json())["id"] == "fake-model"
         async with session.get(f"{llm_proxy.url}/v1/models/nope") as response:
@@ -34,6 +34,49 @@ async def test_both_list_paths_show_the_configured_models(llm_proxy: RunningLLMP
             assert (await response.json())["error"]["code"] == "model_not_found"
         async with session.get(f"{llm_proxy.url}/v1/nowhere") as response:
             assert response.status == 404 and "error" in await response.json()
+
+
+async def test_seed_list_says_which_models_can_take_a_request(
+    fake_upstream: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CODELAB_TEST_UNSET_KEY", raising=False)
+    models = [
+        {"name": "here", "base_url": fake_upstream.base_url, "context_window": 4096},
+        {"name": "no-key", "provider": "openai", "base_url": fake_upstream.base_url, "context_window": 128000,
+         "api_key_env": "CODELAB_TEST_UNSET_KEY"},
+    ]  # fmt: skip
+    async with (
+        serve_llm_proxy(models, fake_upstream, tmp_path) as proxy,
+        aiohttp.ClientSession(headers=proxy.headers) as session,
+        session.get(f"{proxy.url}/v1/llm/models") as response,
+    ):
+        assert response.status == 200
+        listing = await response.json()
+    assert listing == [
+        {"id": "here", "name": "here", "provider": "openai-compatible", "context_length": 4096, "is_available": True},
+        {"id": "no-key", "name": "no-key", "provider": "openai", "context_length": 128000, "is_available": False},
+    ]
+
+
+async def test_ready_only_while_some_model_server_answers(fake_upstream: FakeOpenAI, tmp_path: Path) -> None:
+    down = f"http://127.0.0.1:{free_port()}/v1"
+    for models, status in (
+        ([{"name": "down", "base_url": down, "context_window": 4096}], 503),
+        ([{"name": "down", "base_url": down, "context_window": 4096},
+          {"name": "up", "base_url": fake_upstream.base_url, "context_window": 4096}], 200),
+    ):  # fmt: skip
+        async with (
+            serve_llm_proxy(models, fake_upstream, tmp_path) as proxy,
+            aiohttp.ClientSession() as session,
+            session.get(f"{proxy.url}/ready") as response,
+        ):
+            body = await response.json()
+            assert response.status == status, body
+        assert body["service"] == "llm-proxy"
+        if status == 503:
+            assert body["status"] == "not_ready" and "unreachable" in body["checks"]["models"]
+        else:
+            assert body == {"status": "ready", "service": "llm-proxy", "checks": {"models": "ok"}}
 
 
 def settings(**values: object) -> Settings:

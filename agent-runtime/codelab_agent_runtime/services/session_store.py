@@ -31,6 +31,9 @@ class SessionStore(Protocol):
 
     async def delete(self, session_id: str) -> bool: ...
 
+    async def ping(self) -> None:
+        """Raise when the database does not answer."""
+
 
 metadata = MetaData()
 sessions_table = Table(
@@ -52,6 +55,10 @@ class SqlSessionStore:
     def __init__(self, database_url: str) -> None:
         self._url = make_url(database_url)
         self._engine: AsyncEngine | None = None
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(select(1))
 
     @property
     def engine(self) -> AsyncEngine:

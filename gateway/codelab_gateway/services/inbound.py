@@ -30,7 +30,7 @@ def parse_frame(text: str, max_bytes: int) -> UserMessage | ToolResult | None:
     try:
         data: Any = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise FrameError(f"frame is not valid JSON: {exc}") from None
+        raise FrameError(f"Invalid JSON message: {exc}") from None
     if not isinstance(data, dict):
         raise FrameError(f"frame must be a JSON object, got {_json_kind(data)}")
     kind = data.get("type")

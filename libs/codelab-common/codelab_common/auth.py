@@ -8,6 +8,8 @@ from collections.abc import Iterable
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from codelab_common.health import HEALTH_PATHS
+
 INTERNAL_AUTH_HEADER = "X-Internal-Auth"
 _INTERNAL_AUTH_NAME = INTERNAL_AUTH_HEADER.lower().encode()
 
@@ -15,7 +17,7 @@ _INTERNAL_AUTH_NAME = INTERNAL_AUTH_HEADER.lower().encode()
 class InternalAuthMiddleware:
     """Answers 401 to HTTP requests whose `X-Internal-Auth` header is not the service's key.
 
-    `open_paths` are exact paths served without the key (`/health`); `open_prefixes` cover whole trees (the
+    `open_paths` are exact paths served without the key (`/health`, `/ready`); `open_prefixes` cover whole trees (the
     gateway's client-facing WebSockets). The body is `{"error": {"message", "type", "code"}}`.
 
     `accept_bearer` also accepts the key as `Authorization: Bearer <key>` (what OpenAI SDKs send);
@@ -29,7 +31,7 @@ class InternalAuthMiddleware:
         app: ASGIApp,
         *,
         api_key: str,
-        open_paths: Iterable[str] = ("/health",),
+        open_paths: Iterable[str] = HEALTH_PATHS,
         open_prefixes: Iterable[str] = (),
         accept_bearer: bool = False,
         extra_keys: Iterable[str] = (),

@@ -86,6 +86,8 @@ class ToolCall(BaseModel):
     arguments: dict[str, Any]
     requires_approval: bool
     message_id: str | None = None
+    is_final: bool = True
+    """Always true, as the seed sends it: a tool call is never continued by a later frame."""
 
 
 class ErrorFrame(BaseModel):

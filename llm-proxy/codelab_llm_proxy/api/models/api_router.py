@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from codelab_llm_proxy.api.models.protocol import ModelCard, ModelList
+from codelab_llm_proxy.api.models.protocol import LLMModel, ModelCard, ModelList
 from codelab_llm_proxy.api.models.serving import ModelsService
 
 router = APIRouter(tags=["models"])
@@ -16,9 +16,13 @@ def _service(request: Request) -> ModelsService:
 
 
 @router.get("/v1/models")
-@router.get("/v1/llm/models")
 async def list_models(request: Request) -> ModelList:
-    return _service(request).list()
+    return _service(request).model_list()
+
+
+@router.get("/v1/llm/models")
+async def list_llm_models(request: Request) -> list[LLMModel]:
+    return _service(request).llm_models()
 
 
 @router.get("/v1/models/{model_id:path}")

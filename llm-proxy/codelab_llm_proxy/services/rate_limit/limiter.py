@@ -241,6 +241,9 @@ class RateLimiter:
         token_buckets = tuple(b for b in admission.buckets if b.key.startswith("tpm:"))
         return Ticket(self._backend, token_buckets, tokens, headers)
 
+    async def ping(self) -> None:
+        await self._backend.ping()
+
     async def close(self) -> None:
         await self._backend.close()
 

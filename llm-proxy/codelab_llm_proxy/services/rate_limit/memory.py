@@ -53,6 +53,9 @@ class MemoryBackend:
             if bucket is not None and bucket[0] == item.window_start_ms:
                 bucket[1] = max(bucket[1] + item.delta, 0)
 
+    async def ping(self) -> None:
+        return None
+
     async def close(self) -> None:
         self._buckets.clear()
 

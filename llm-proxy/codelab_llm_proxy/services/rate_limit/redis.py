@@ -82,5 +82,8 @@ class RedisBackend:
             args += (item.window_start_ms, item.delta)
         await self._settle(keys=[self._prefix + s.key for s in settlements], args=args)
 
+    async def ping(self) -> None:
+        await self._redis.ping()
+
     async def close(self) -> None:
         await self._redis.aclose()

@@ -100,6 +100,14 @@ class Deployment:
             return None
         return StreamingToolCallExtractor(self.parser, request.offered)
 
+    def unusable(self) -> str | None:
+        """Why a request cannot go to this deployment now, or None."""
+        if self.breaker.state is BreakerState.OPEN:
+            return f"{self.config.deployment_id}: circuit open for {self.breaker.retry_in():.0f} s"
+        if self.config.api_key_env and not self.config.api_key():
+            return f"{self.config.deployment_id}: {self.config.api_key_env} is not set"
+        return None
+
     def health(self) -> DeploymentHealth:
         calls, failures = self.breaker.window()
         state = self.breaker.state

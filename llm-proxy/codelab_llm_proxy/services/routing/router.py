@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 
+from codelab_common.health import tcp_reachable
 from codelab_llm_proxy.core.errors import NoDeploymentAvailable, UpstreamError, UpstreamTimeout
 from codelab_llm_proxy.core.model_registry import ModelConfig, ModelRegistry
 from codelab_llm_proxy.services.observability.observation import observe_deployment
@@ -59,6 +60,24 @@ class Router:
     def health(self) -> list[DeploymentHealth]:
         """Every deployment's circuit-breaker state, in configuration order."""
         return [deployment.health() for deployment in self._deployments.values()]
+
+    def available(self, model: str) -> bool:
+        """Whether some deployment of the model's chain could take a request now (breaker, key)."""
+        return any(deployment.unusable() is None for deployment in self._chains.get(model, ()))
+
+    async def readiness(self) -> str | None:
+        """None when at least one deployment is usable and its server accepts a connection; otherwise why not."""
+        reasons = []
+        for deployment in self._deployments.values():
+            reason = deployment.unusable() or await tcp_reachable(deployment.config.base_url)
+            if reason is None:
+                return None
+            reasons.append(
+                reason
+                if reason.startswith(deployment.config.deployment_id)
+                else f"{deployment.config.deployment_id}: {reason}"
+            )
+        return "; ".join(reasons) or "no model deployment is configured"
 
     async def complete(self, request: CompletionRequest) -> dict[str, Any]:
         """The answer of the first deployment that gives one, parsed with that deployment's tool parser."""
