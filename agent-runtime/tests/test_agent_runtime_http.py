@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import uuid
 
 import aiohttp
+import pytest
 
+from codelab_common.testing import free_port
 from tests.fixtures.agent_runtime import AgentRuntimeFactory, RunningAgentRuntime
 
 PROTECTED = [("POST", "/agent/message/stream"), ("GET", "/agent/sessions/s-1")]
@@ -28,7 +31,22 @@ async def test_protected_endpoints_need_the_internal_key(agent_runtime: RunningA
 async def test_health_is_open(agent_runtime: RunningAgentRuntime) -> None:
     async with aiohttp.ClientSession() as http, http.get(f"{agent_runtime.url}/health") as response:
         assert response.status == 200
-        assert (await response.json()) == {"status": "ok", "service": "agent-runtime"}
+        assert (await response.json()) == {"status": "healthy", "service": "agent-runtime", "version": "0.1.0"}
+
+
+async def test_ready_checks_the_database_and_llm_proxy(agent_runtime_factory: AgentRuntimeFactory) -> None:
+    async with (
+        agent_runtime_factory() as up,
+        agent_runtime_factory(llm_proxy_url=f"http://127.0.0.1:{free_port()}") as cut,
+        aiohttp.ClientSession() as http,
+    ):
+        async with http.get(f"{up.url}/ready") as ready:
+            assert ready.status == 200
+            assert (await ready.json())["checks"] == {"database": "ok", "llm_proxy": "ok"}
+        async with http.get(f"{cut.url}/ready") as not_ready:
+            body = await not_ready.json()
+    assert not_ready.status == 503 and body["status"] == "not_ready"
+    assert body["checks"]["database"] == "ok" and "unreachable" in body["checks"]["llm_proxy"]
 
 
 BAD_BODIES = [
@@ -87,23 +105,32 @@ async def test_session_view_shows_history_and_pending_calls(agent_runtime: Runni
     assert (pending["tool_name"], pending["arguments"], pending["has_result"]) == ("git.diff", {"path": "src"}, False)
 
 
-async def test_history_and_pending_calls_survive_a_restart(agent_runtime_factory: AgentRuntimeFactory) -> None:
-    async with agent_runtime_factory() as first:
+POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+"""The machine's PostgreSQL (trust auth); the SQLite default is the fixture's own file."""
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_history_and_pending_calls_survive_a_restart(
+    agent_runtime_factory: AgentRuntimeFactory, database: str
+) -> None:
+    overrides = {"database_url": POSTGRES_URL} if database == "postgresql" else {}
+    session = f"s-restart-{uuid.uuid4().hex[:8]}"
+    async with agent_runtime_factory(**overrides) as first:
         first.upstream.reply_text("Hi, I am CodeLab.")
         first.upstream.reply_tool_calls(("read_file", {"path": "README.md"}))
-        await first.send("s-restart", {"type": "user_message", "content": "hello"})
-        asked = await first.send("s-restart", {"type": "user_message", "content": "read the readme"})
+        await first.send(session, {"type": "user_message", "content": "hello"})
+        asked = await first.send(session, {"type": "user_message", "content": "read the readme"})
         call_id = asked.tool_calls[0]["call_id"]
 
-    async with agent_runtime_factory() as second:
+    async with agent_runtime_factory(**overrides) as second:
         second.upstream.reply_text("The readme says hi.")
-        step = await second.send("s-restart", {"type": "tool_result", "call_id": call_id, "result": "hi"})
+        step = await second.send(session, {"type": "tool_result", "call_id": call_id, "result": "hi"})
 
         assert step.text == "The readme says hi."
         messages = second.upstream.requests[-1]["messages"]
         assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "tool"]
         assert messages[2] == {"role": "assistant", "content": "Hi, I am CodeLab."}
-        _, view = await second.session("s-restart")
+        _, view = await second.session(session)
         assert view["status"] == "idle"
         assert view["messages"][-1] == {"role": "assistant", "content": "The readme says hi."}
 

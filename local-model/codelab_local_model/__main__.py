@@ -16,13 +16,13 @@ from types import FrameType
 
 from codelab_local_model.gguf_metadata import read_chat_template
 from codelab_local_model.server import DEFAULT_CACHE_RAM_MIB, DEFAULT_PARALLEL, ServerOptions, start_server
-from codelab_local_model.specs import MODELS, ModelSpec
+from codelab_local_model.specs import DEFAULT_MODEL, MODELS, ModelSpec
 from codelab_local_model.weights import WeightsError, cache_dir, ensure_weights
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codelab-local-model", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted(MODELS), default="qwen2.5-coder-0.5b")
+    parser.add_argument("--model", choices=sorted(MODELS), default=DEFAULT_MODEL)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8003, help="0 picks a free port")
     parser.add_argument(

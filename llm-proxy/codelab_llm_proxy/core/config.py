@@ -29,7 +29,7 @@ class Settings(ServiceSettings):
 
     port: int = 8002
     models_file: Path | None = None
-    local_model: str = "qwen2.5-coder-0.5b"
+    local_model: str = "qwen2.5-coder-1.5b"
     local_model_url: str = "http://127.0.0.1:8003/v1"
     local_model_context_window: int = 8192
     local_model_max_output_tokens: int = Field(default=LOCAL_MAX_OUTPUT_TOKENS, gt=0)
