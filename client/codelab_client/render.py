@@ -81,11 +81,14 @@ class ActivityLine:
 
     def show(self, label: str) -> None:
         """Show `label` (its seconds count from now unless it is already shown)."""
-        if self.label != label:
+        changed = self.label != label
+        if changed:
             self._state = (label, self._clock())
         if self._live is None:
             self._live = Live(self, console=self.console, refresh_per_second=10, transient=True)
-            self._live.start()
+            self._live.start(refresh=True)
+        elif changed:
+            self._live.refresh()
 
     def hide(self) -> None:
         live, self._live = self._live, None
