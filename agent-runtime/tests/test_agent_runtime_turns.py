@@ -465,3 +465,28 @@ async def test_model_tools_narrow_what_the_model_is_offered(agent_runtime: Runni
     request = agent_runtime.upstream.requests[0]
     assert tool_names(request) == ["read_file", "git_diff"]
     assert "write_file" not in request["messages"][0]["content"], "the prompt names only offered tools"
+
+
+async def test_an_answer_that_announces_a_call_instead_of_making_it_is_sent_back(
+    agent_runtime: RunningAgentRuntime,
+) -> None:
+    upstream = agent_runtime.upstream
+    upstream.reply_text('To create it, call write_file("settings.json", "{}").')
+    upstream.reply_tool_calls(("write_file", {"path": "settings.json", "content": "{}\n"}))
+    upstream.reply_text("I created settings.json.")
+
+    first = await agent_runtime.send("s-announce", user("create settings.json"))
+    (call,) = first.tool_calls
+    done = await agent_runtime.send("s-announce", {"type": "tool_result", "call_id": call["call_id"], "result": "ok"})
+
+    nudge = upstream.requests[1]["messages"][-1]
+    assert nudge["role"] == "user" and nudge["content"].startswith("You said what you would do (write_file)")
+    assert done.text == "I created settings.json." and len(upstream.requests) == 3, "a report after work stands"
+
+
+async def test_a_plain_answer_that_names_no_step_is_not_sent_back(agent_runtime: RunningAgentRuntime) -> None:
+    agent_runtime.upstream.reply_text("Let me explain: main.py prints the sum of two numbers.")
+
+    step = await agent_runtime.send("s-plain-answer", user("what does main.py do?"))
+
+    assert step.text.startswith("Let me explain") and len(agent_runtime.upstream.requests) == 1

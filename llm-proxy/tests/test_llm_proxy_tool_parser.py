@@ -107,6 +107,32 @@ def test_anything_else_stays_text(text: str) -> None:
     assert calls(text) is None
 
 
+def test_a_python_call_in_prose_is_a_call_and_the_prose_before_it_stays_text() -> None:
+    text = 'To read it, call `read_file("main.py", end_line=3)`. It shows the file.'
+
+    assert calls(text) == [("read_file", {"path": "main.py", "end_line": 3})]
+    assert prose(text) == "To read it, call "
+    assert calls('read_file("a.py")\nread_file(path="b.py")') == [
+        ("read_file", {"path": "a.py"}),
+        ("read_file", {"path": "b.py"}),
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Use read_file(path) to read it.",  # a name, not a value
+        'Use read_file("a.py", 3, 4) here.',  # more positional arguments than parameters
+        'Use read_file(end_line="3") here.',  # fails the schema
+        'Use my.read_file("a.py") here.',  # a method of something else
+        'Use reread_file("a.py") here.',  # another name
+        'read_file("a.py", __import__("os").system("id"))',  # not a literal: never run, never a call
+    ],
+)
+def test_python_calls_that_are_not_literal_calls_to_an_offered_tool_stay_text(text: str) -> None:
+    assert calls(text) is None
+
+
 def test_no_offered_tools_means_no_calls() -> None:
     assert calls('{"name": "read_file", "arguments": {"path": "a"}}', {}) is None
 
@@ -135,10 +161,13 @@ def test_no_offered_tools_means_no_calls() -> None:
         ("Done. <tool_response>", "Done. "),
         ("[link](http://x) <b>", "[link](http://x) <b>"),
         ("{x for x in y}", "{x for x in y}"),
+        ('Then call read_file("a', "Then call "),
+        ("Then call read_fi", "Then call "),
+        ("Then call reader", "Then call reader"),
     ],
 )
 def test_stream_holds_text_only_from_where_a_call_could_start(text: str, released: str) -> None:
-    scanner = PARSER.scanner()
+    scanner = PARSER.scanner(OFFERED)
     assert text[: scanner.release_point(text)] == released
 
 
@@ -236,6 +265,15 @@ def test_streamed_bare_json_becomes_tool_call_deltas() -> None:
     assert orjson.loads(arguments) == {"path": "main.py"}
     assert sent[-1]["choices"][0]["finish_reason"] == "tool_calls"
     assert sent[0]["choices"][0]["delta"]["role"] == "assistant"
+
+
+def test_a_streamed_python_call_never_shows_as_text_and_becomes_a_call() -> None:
+    _, sent = run_stream('Sure. Call read_file("main.py") and see.', size=2)
+
+    assert sent_text(sent) == "Sure. Call ", "not even the start of the tool's name reached the client as text"
+    (head,) = [c["choices"][0]["delta"]["tool_calls"][0] for c in sent if "tool_calls" in c["choices"][0]["delta"]][:1]
+    assert head["function"]["name"] == "read_file"
+    assert sent[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 
 def test_two_streamed_calls_get_their_own_indexes_and_ids() -> None:

@@ -11,8 +11,9 @@ Guards that keep a small model's turn going instead of ending it:
   so a turn ends with an answer rather than at the step limit;
 - an answer that writes a tool call or result as text (no tool ran) is cut where the record starts, never shown
   from there on, and sent back to the model once with what was wrong;
-- an answer that comes right after a change failed (an edit whose old text is not in the file) is sent back once
-  with the error, so the model retries instead of reporting work that was not done.
+- an answer that comes right after a change failed (an edit whose old text is not in the file), or that says
+  which tool it will call instead of calling it, is sent back with what is missing (`MAX_RETRIES` times a turn),
+  so the model does the work instead of reporting work that was not done.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ log = structlog.get_logger(__name__)
 
 MAX_REPEATS = 2
 MAX_CORRECTIONS = 1
-MAX_RETRIES = 1
+MAX_RETRIES = 2
 CHANGE_TOOLS = frozenset({"write_file", "edit_file", "apply_patch"})
 NO_ANSWER = "I could not finish this request: the model wrote a tool call as text instead of calling the tool."
 EMPTY_ANSWER = "The model ended this turn without an answer; ask again or rephrase the request."
@@ -144,13 +145,15 @@ class ModelLoop:
                     state.messages.append({"role": "user", "content": correction})
                     log.info("tool_record_in_answer", session_id=state.session_id, step=state.step_count)
                     continue
-                failed = None if answer_only or state.retries >= MAX_RETRIES else _failed_change(state.turn_messages())
-                if failed is not None:
+                unfinished = None
+                if not answer_only and state.retries < MAX_RETRIES:
+                    unfinished = _unfinished(shown.text, state.turn_messages(), toolset)
+                if unfinished is not None:
                     state.retries += 1
                     if shown.text.strip():
                         state.messages.append({"role": "assistant", "content": shown.text})
-                    state.messages.append({"role": "user", "content": _retry_request(*failed)})
-                    log.info("retry_after_failed_change", session_id=state.session_id, step=state.step_count)
+                    state.messages.append({"role": "user", "content": unfinished})
+                    log.info("answer_sent_back", session_id=state.session_id, step=state.step_count)
                     continue
                 answer = shown.text
                 if not answer.strip():
@@ -351,6 +354,44 @@ def _correction(record: str, toolset: Toolset) -> str:
         except tool_messages.InvalidArguments as exc:
             return f"{intro} The call was wrong: {exc}. Call the tool again with correct arguments."
     return f"{intro} To use a tool, answer with only the call. To answer me, write plain text."
+
+
+def _unfinished(answer: str, turn: list[dict[str, Any]], toolset: Toolset) -> str | None:
+    """Why an answer cannot end the turn yet, as told to the model; None when it may."""
+    failed = _failed_change(turn)
+    if failed is not None:
+        return _retry_request(*failed)
+    if _changed_something(turn):
+        return None
+    named = [name for name in toolset.names if f"{name}(" in answer or (name not in _LOOKING and name in answer)]
+    if named or _PROMISE.search(answer):
+        tool = f" ({named[0]})" if named else ""
+        return (
+            f"You said what you would do{tool} but did not do it: no tool ran. Make the call now, with only the "
+            "call in your answer; if no tool is needed, answer my request directly."
+        )
+    return None
+
+
+_LOOKING = frozenset({"read_file", "list_files"})
+"""Tools an answer may name while reporting what it found (unless it writes a call to them: `list_files(...)`)."""
+_PROMISE = re.compile(
+    r"\b(?:I will|I'll|let me|I need to|I am going to|I'm going to)\s+(?:now\s+|first\s+)?"
+    r"(?:call|use|run|read|edit|write|create|change|fix|retry|try|copy|update|add|modify|search|open|check)\b",
+    re.IGNORECASE,
+)
+"""An answer that announces a step instead of taking it."""
+
+
+def _changed_something(turn: list[dict[str, Any]]) -> bool:
+    """Whether a change tool succeeded in this turn."""
+    names = {call["id"]: call["function"]["name"] for message in turn for call in message.get("tool_calls") or ()}
+    for message in turn:
+        if message.get("role") == "tool" and names.get(message.get("tool_call_id", "")) in CHANGE_TOOLS:
+            outcome = _loads(message.get("content") or "")
+            if not (isinstance(outcome, dict) and outcome.get("error")):
+                return True
+    return False
 
 
 def _failed_change(turn: list[dict[str, Any]]) -> tuple[str, str] | None:

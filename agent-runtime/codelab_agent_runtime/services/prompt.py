@@ -24,7 +24,9 @@ _TOOL_USES = (
     ("run_command", "To run tests or programs, call run_command."),
 )
 _RULES = (
-    "If a tool returns an error, correct the call and try again. Never invent file contents or tool results. "
+    "If a tool returns an error, correct the call and try again. Make every change the request needs before you "
+    "answer: a rename changes every file that uses the name. A test file imports what it tests, and its tests are "
+    "plain functions. Never invent file contents or tool results. "
     "When the work is done, answer in one or two sentences: the answer to my question, or what you changed."
 )
 _WITHOUT_TOOLS = "You have no tools in this conversation: answer from what the user tells you."

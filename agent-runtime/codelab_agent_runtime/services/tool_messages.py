@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from codelab_common.protocol.tools import ToolSpec
-from codelab_common.tool_arguments import argument_errors, declared_only
+from codelab_common.tool_arguments import argument_errors, coerce_arguments, declared_only
 
 REJECTION_MARKERS = ("Операция отклонена", "rejected by user", "user rejected", "rejected by the user")
 
@@ -72,6 +72,7 @@ def parse_arguments(spec: ToolSpec, raw: str) -> dict[str, Any]:
         raise InvalidArguments(f"arguments of {spec.name} are not valid JSON ({exc}); you sent: {raw[:300]}") from exc
     if not isinstance(arguments, dict):
         raise InvalidArguments(f"arguments of {spec.name} must be a JSON object; you sent: {raw[:300]}")
+    arguments = coerce_arguments(spec.parameters, arguments)
     errors = argument_errors(spec.parameters, arguments)
     if errors:
         expected = ", ".join(spec.parameters.get("properties") or {})

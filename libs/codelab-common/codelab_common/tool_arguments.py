@@ -5,10 +5,15 @@ object, or a list of these) and perhaps an `enum`; `required` names the keys tha
 checked; anything else in a schema is accepted as it is. Undeclared keys are dropped (`declared_only`): small
 models copy keys of an earlier result (`exit_code`, `duration_ms`) into the next call, and a client must never
 receive them.
+
+`coerce_arguments` repairs what a small model gets wrong about types while meaning the right thing: a file's
+text written as a JSON object instead of a string (`write_file` of `settings.json`), `"10"` for an integer,
+`"true"` for a boolean, a number for a file's text. Anything else is left for `argument_errors` to report.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +40,35 @@ def argument_errors(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> 
         if problem:
             errors.append(f"argument {name!r} {problem}")
     return errors
+
+
+def coerce_arguments(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """`arguments` with values of a plainly wrong type turned into the declared one, where that is unambiguous."""
+    properties = schema.get("properties") or {}
+    coerced = dict(arguments)
+    for name, value in arguments.items():
+        declared = properties.get(name)
+        if isinstance(declared, Mapping) and isinstance(declared.get("type"), str):
+            coerced[name] = _coerce(declared["type"], value, name in FILE_TEXT_ARGUMENTS)
+    return coerced
+
+
+FILE_TEXT_ARGUMENTS = frozenset({"content", "new_text"})
+"""Arguments that hold a file's text, where JSON given as an object means that JSON's text."""
+
+
+def _coerce(type_name: str, value: Any, file_text: bool) -> Any:
+    if _is(value, type_name):
+        return value
+    if type_name == "string" and file_text and isinstance(value, dict | list):
+        return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+    if type_name == "string" and file_text and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if type_name == "integer" and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if type_name == "boolean" and isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
 
 
 def declared_only(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Small local models (Qwen2.5-Coder through llama.cpp) answer a tool call as text:
 fence or Qwen's `<tool_call>` tags, often after a sentence. A parser for such a model family answers two
 questions, and the generic extraction (`extraction.py`) does the rest for streamed and whole answers:
 
-- `scanner()`: a fresh `CallScanner` for one streamed answer, which says how much of the text so far cannot be
+- `scanner(offered)`: a fresh `CallScanner` for one streamed answer, which says how much of the text so far cannot be
   part of a call and may be sent at once; from the first place a call may start, text is held until the end.
 - `extract(text, offered)`: the calls in a complete answer and where the text before them ends, or None when it
   holds no call to an offered tool with arguments that fit the tool's schema.
@@ -49,7 +49,7 @@ class CallScanner(Protocol):
 class ToolParser(Protocol):
     def prepare_request(self, body: dict[str, Any], *, constrain: bool) -> dict[str, Any]: ...
 
-    def scanner(self) -> CallScanner: ...
+    def scanner(self, offered: OfferedTools) -> CallScanner: ...
 
     def extract(self, text: str, offered: OfferedTools) -> Extraction | None: ...
 

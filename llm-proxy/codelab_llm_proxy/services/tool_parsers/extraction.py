@@ -107,7 +107,7 @@ class StreamingToolCallExtractor:
         index = choice.get("index", 0)
         state = self._choices.get(index)
         if state is None:
-            state = self._choices[index] = _ChoiceState(self._parser.scanner())
+            state = self._choices[index] = _ChoiceState(self._parser.scanner(self._offered))
         finish = choice.get("finish_reason")
         if state.done and finish is None:
             return [choice]

@@ -9,6 +9,7 @@ is where a model invents them.
 
 A call counts only when it names an offered tool and its arguments fit that tool's schema; JSON that does not is
 text. Code fences in other languages are text too, so `{"key": 1}` inside a Python block never holds a stream back.
+A call written as a Python call in prose (`write_file("a.txt", "hi")`) counts on the same terms (`python_calls`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Literal
 
 import orjson
 
-from codelab_common.tool_arguments import argument_errors
+from codelab_common.tool_arguments import argument_errors, coerce_arguments
 from codelab_llm_proxy.services.tool_parsers.base import (
     Extraction,
     OfferedTools,
@@ -29,6 +30,7 @@ from codelab_llm_proxy.services.tool_parsers.base import (
 )
 from codelab_llm_proxy.services.tool_parsers.gbnf import tool_call_grammar
 from codelab_llm_proxy.services.tool_parsers.json_prompting import RESULT_TAG, with_tools_section
+from codelab_llm_proxy.services.tool_parsers.python_calls import call_pattern, python_call_at, python_call_starts
 
 _FENCE = "```"
 _FENCE_LANG = re.compile(r"```([A-Za-z0-9_+-]*)")
@@ -41,6 +43,7 @@ _CANDIDATE = re.compile(r"[`<{\[]")
 _CALL_KEYS = frozenset({"name", "arguments", "parameters", "type", "id"})
 _DECODER = json.JSONDecoder()
 _WHITESPACE = re.compile(r"\s*")
+_TRAILING_WORD = re.compile(r"[A-Za-z_]\w*$")
 
 Kind = Literal["call", "undecided", "text", "code"]
 """What starts at a position: a call (hold), not known yet (wait), plain text, or a code fence of another kind."""
@@ -69,13 +72,19 @@ class JsonToolParser:
             prepared["grammar"] = tool_call_grammar(names, allow_text=not forced and choice != "required")
         return prepared
 
-    def scanner(self) -> _Scanner:
-        return _Scanner()
+    def scanner(self, offered: OfferedTools) -> _Scanner:
+        return _Scanner(offered)
 
     def extract(self, text: str, offered: OfferedTools) -> Extraction | None:
         if not offered:
             return None
-        for start in _call_starts(text):
+        python_starts = set(python_call_starts(text, offered))
+        for start in sorted({*_call_starts(text), *python_starts}):
+            if start in python_starts:
+                calls = _python_calls_at(text, start, offered)
+                if calls:
+                    return Extraction(calls=calls, text_end=start - 1 if text[start - 1 : start] == "`" else start)
+                continue
             calls = _calls_at(text, start, offered)
             if calls:
                 return Extraction(calls=calls, text_end=start)
@@ -83,17 +92,39 @@ class JsonToolParser:
 
 
 class _Scanner:
-    """Walks a growing answer once: text is released up to the first place a call may start, fences of other
-    languages are skipped whole."""
+    """Walks a growing answer once: text is released up to the first place a call may start (a JSON call, or an
+    offered tool's name followed by `(`, or a word that may grow into one), fences of other languages are skipped
+    whole."""
 
-    __slots__ = ("_held", "_in_code", "_pos")
+    __slots__ = ("_held", "_in_code", "_names", "_pos", "_python", "_python_held", "_python_pos")
 
-    def __init__(self) -> None:
+    def __init__(self, offered: OfferedTools) -> None:
         self._pos = 0
         self._in_code = False
         self._held: int | None = None
+        self._names = tuple(offered)
+        self._python = call_pattern(offered)
+        self._python_pos = 0
+        self._python_held: int | None = None
 
     def release_point(self, text: str) -> int:
+        point = self._json_point(text)
+        return point if self._python is None else min(point, self._python_point(text))
+
+    def _python_point(self, text: str) -> int:
+        if self._python_held is not None:
+            return self._python_held
+        assert self._python is not None
+        match = self._python.search(text, self._python_pos)
+        if match is not None:
+            self._python_held = match.start()
+            return match.start()
+        tail = _TRAILING_WORD.search(text)
+        keep = tail.start() if tail and any(name.startswith(tail.group()) for name in self._names) else len(text)
+        self._python_pos = max(self._python_pos, keep)
+        return keep
+
+    def _json_point(self, text: str) -> int:
         if self._held is not None:
             return self._held
         while True:
@@ -216,6 +247,19 @@ def _calls_at(text: str, pos: int, offered: OfferedTools) -> list[ParsedToolCall
         calls.extend(call for call in parsed if call is not None)
 
 
+def _python_calls_at(text: str, pos: int, offered: OfferedTools) -> list[ParsedToolCall]:
+    """The Python calls that follow one another from `pos` (only whitespace and `;` between them)."""
+    calls: list[ParsedToolCall] = []
+    while (found := python_call_at(text, pos, offered)) is not None:
+        call, end = found
+        calls.append(call)
+        gap = re.match(r"[\s;`]*", text[end:])
+        pos = end + (gap.end() if gap else 0)
+        if pos >= len(text) or not any(text.startswith(f"{name}(", pos) for name in offered):
+            break
+    return calls
+
+
 def _as_call(value: Any, offered: OfferedTools) -> ParsedToolCall | None:
     if not isinstance(value, dict):
         return None
@@ -230,7 +274,10 @@ def _as_call(value: Any, offered: OfferedTools) -> ParsedToolCall | None:
             arguments = orjson.loads(arguments) if arguments.strip() else {}
         except orjson.JSONDecodeError:
             return None
-    if not isinstance(arguments, dict) or argument_errors(offered[name], arguments):
+    if not isinstance(arguments, dict):
+        return None
+    arguments = coerce_arguments(offered[name], arguments)
+    if argument_errors(offered[name], arguments):
         return None
     return ParsedToolCall(name=name, arguments=orjson.dumps(arguments).decode())
 
