@@ -11,9 +11,8 @@ Guards that keep a small model's turn going instead of ending it:
   so a turn ends with an answer rather than at the step limit;
 - an answer that writes a tool call or result as text (no tool ran) is cut where the record starts, never shown
   from there on, and sent back to the model once with what was wrong;
-- an answer that comes right after a change failed (an edit whose old text is not in the file), or that says
-  which tool it will call instead of calling it, is sent back with what is missing (`MAX_RETRIES` times a turn),
-  so the model does the work instead of reporting work that was not done.
+- an answer that reports work that was not done (`answer_checks`) is sent back with what is missing
+  (`MAX_RETRIES` times a turn).
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ import structlog
 
 from codelab_agent_runtime.core.config import Settings
 from codelab_agent_runtime.models.session import PendingCall, SessionState
-from codelab_agent_runtime.services import sse_frames, tool_messages, workspace_context
+from codelab_agent_runtime.services import answer_checks, sse_frames, tool_messages, workspace_context
 from codelab_agent_runtime.services.context_window import build_messages
 from codelab_agent_runtime.services.llm_client import LLMClient, LLMError, ModelReply, ToolCallDraft
 from codelab_agent_runtime.services.prompt import system_prompt
@@ -44,7 +43,6 @@ log = structlog.get_logger(__name__)
 MAX_REPEATS = 2
 MAX_CORRECTIONS = 1
 MAX_RETRIES = 2
-CHANGE_TOOLS = frozenset({"write_file", "edit_file", "apply_patch"})
 NO_ANSWER = "I could not finish this request: the model wrote a tool call as text instead of calling the tool."
 EMPTY_ANSWER = "The model ended this turn without an answer; ask again or rephrase the request."
 
@@ -147,7 +145,7 @@ class ModelLoop:
                     continue
                 unfinished = None
                 if not answer_only and state.retries < MAX_RETRIES:
-                    unfinished = _unfinished(shown.text, state.turn_messages(), toolset)
+                    unfinished = answer_checks.unfinished(shown.text, state.turn_messages(), toolset.names)
                 if unfinished is not None:
                     state.retries += 1
                     if shown.text.strip():
@@ -354,68 +352,6 @@ def _correction(record: str, toolset: Toolset) -> str:
         except tool_messages.InvalidArguments as exc:
             return f"{intro} The call was wrong: {exc}. Call the tool again with correct arguments."
     return f"{intro} To use a tool, answer with only the call. To answer me, write plain text."
-
-
-def _unfinished(answer: str, turn: list[dict[str, Any]], toolset: Toolset) -> str | None:
-    """Why an answer cannot end the turn yet, as told to the model; None when it may."""
-    failed = _failed_change(turn)
-    if failed is not None:
-        return _retry_request(*failed)
-    if _changed_something(turn):
-        return None
-    named = [name for name in toolset.names if f"{name}(" in answer or (name not in _LOOKING and name in answer)]
-    if named or _PROMISE.search(answer):
-        tool = f" ({named[0]})" if named else ""
-        return (
-            f"You said what you would do{tool} but did not do it: no tool ran. Make the call now, with only the "
-            "call in your answer; if no tool is needed, answer my request directly."
-        )
-    return None
-
-
-_LOOKING = frozenset({"read_file", "list_files"})
-"""Tools an answer may name while reporting what it found (unless it writes a call to them: `list_files(...)`)."""
-_PROMISE = re.compile(
-    r"\b(?:I will|I'll|let me|I need to|I am going to|I'm going to)\s+(?:now\s+|first\s+)?"
-    r"(?:call|use|run|read|edit|write|create|change|fix|retry|try|copy|update|add|modify|search|open|check)\b",
-    re.IGNORECASE,
-)
-"""An answer that announces a step instead of taking it."""
-
-
-def _changed_something(turn: list[dict[str, Any]]) -> bool:
-    """Whether a change tool succeeded in this turn."""
-    names = {call["id"]: call["function"]["name"] for message in turn for call in message.get("tool_calls") or ()}
-    for message in turn:
-        if message.get("role") == "tool" and names.get(message.get("tool_call_id", "")) in CHANGE_TOOLS:
-            outcome = _loads(message.get("content") or "")
-            if not (isinstance(outcome, dict) and outcome.get("error")):
-                return True
-    return False
-
-
-def _failed_change(turn: list[dict[str, Any]]) -> tuple[str, str] | None:
-    """(tool, error) of a change in the turn's last tool round that failed for a reason other than the user's
-    rejection; None if every change of that round went through."""
-    names: dict[str, str] = {}
-    failure = None
-    for message in turn:
-        if message.get("tool_calls"):
-            names = {call["id"]: call["function"]["name"] for call in message["tool_calls"]}
-            failure = None
-        elif message.get("role") == "tool" and names.get(message.get("tool_call_id", "")) in CHANGE_TOOLS:
-            outcome = _loads(message.get("content") or "")
-            if isinstance(outcome, dict) and outcome.get("error") and not outcome.get("rejected_by_user"):
-                failure = failure or (names[message["tool_call_id"]], str(outcome["error"]))
-    return failure
-
-
-def _retry_request(tool: str, error: str) -> str:
-    """What the model is told when it answers right after a failed change."""
-    how = "Call the tool again with corrected arguments"
-    if tool == "edit_file":
-        how += ": copy old_text exactly from the file's current text, or write the whole file with write_file"
-    return f"Your {tool} call failed, so nothing was changed: {error[:400]}. {how}. Do not tell me it is done."
 
 
 _INTENTS = (
