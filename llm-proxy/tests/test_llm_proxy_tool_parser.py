@@ -133,6 +133,15 @@ def test_python_calls_that_are_not_literal_calls_to_an_offered_tool_stay_text(te
     assert calls(text) is None
 
 
+def test_a_call_written_with_python_literals_is_read_as_one() -> None:
+    assert calls('{"name": "read_file", "arguments": {"path": "a.py", "end_line": None}}') is None, "end_line: int"
+    assert calls("I'll look: {'name': 'read_file', 'arguments': {'path': 'it\\'s.py'}}") == [
+        ("read_file", {"path": "it's.py"})
+    ]
+    assert calls('{"name": "list_files", "arguments": {"recursive": True}}') == [("list_files", {"recursive": True})]
+    assert calls("{'name': 'read_file', 'arguments': {'path': __import__('os').getcwd()}}") is None, "never run"
+
+
 def test_no_offered_tools_means_no_calls() -> None:
     assert calls('{"name": "read_file", "arguments": {"path": "a"}}', {}) is None
 

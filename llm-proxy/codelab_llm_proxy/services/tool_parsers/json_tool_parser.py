@@ -9,11 +9,13 @@ is where a model invents them.
 
 A call counts only when it names an offered tool and its arguments fit that tool's schema; JSON that does not is
 text. Code fences in other languages are text too, so `{"key": 1}` inside a Python block never holds a stream back.
-A call written as a Python call in prose (`write_file("a.txt", "hi")`) counts on the same terms (`python_calls`).
+A call written as a Python call in prose (`write_file("a.txt", "hi")`), or as a JSON-like object with Python's
+literals (`"create_dirs": False`), counts on the same terms (`python_calls`).
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Iterator
@@ -30,7 +32,12 @@ from codelab_llm_proxy.services.tool_parsers.base import (
 )
 from codelab_llm_proxy.services.tool_parsers.gbnf import tool_call_grammar
 from codelab_llm_proxy.services.tool_parsers.json_prompting import RESULT_TAG, with_tools_section
-from codelab_llm_proxy.services.tool_parsers.python_calls import call_pattern, python_call_at, python_call_starts
+from codelab_llm_proxy.services.tool_parsers.python_calls import (
+    balanced_end,
+    call_pattern,
+    python_call_at,
+    python_call_starts,
+)
 
 _FENCE = "```"
 _FENCE_LANG = re.compile(r"```([A-Za-z0-9_+-]*)")
@@ -176,7 +183,7 @@ def _classify(text: str, start: int) -> tuple[Kind, int]:
         rest = text[start + 1 :].lstrip()
         if not rest:
             return "undecided", start
-        return ("call" if rest[0] == '"' else "text"), start
+        return ("call" if rest[0] in "\"'" else "text"), start
     if char == "[":
         rest = text[start + 1 :].lstrip()
         if not rest:
@@ -239,12 +246,27 @@ def _calls_at(text: str, pos: int, offered: OfferedTools) -> list[ParsedToolCall
         try:
             value, pos = _DECODER.raw_decode(text, pos)
         except json.JSONDecodeError:
-            return calls
+            found = _python_literal_at(text, pos)
+            if found is None:
+                return calls
+            value, pos = found
         items = value if isinstance(value, list) else [value]
         parsed = [_as_call(item, offered) for item in items]
         if not parsed or any(call is None for call in parsed):
             return calls
         calls.extend(call for call in parsed if call is not None)
+
+
+def _python_literal_at(text: str, pos: int) -> tuple[Any, int] | None:
+    """A call written with Python's literals (`False`, `None`, single quotes), as the 0.5B model does, read as a
+    Python literal (never run); None when `text[pos:]` does not start with one."""
+    end = balanced_end(text, pos)
+    if end is None:
+        return None
+    try:
+        return ast.literal_eval(text[pos:end]), end
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
 
 
 def _python_calls_at(text: str, pos: int, offered: OfferedTools) -> list[ParsedToolCall]:

@@ -1,4 +1,5 @@
-"""Tool calls written as a Python call in prose: `write_file("settings.json", '{"port": 5173}')`.
+"""Tool calls written in Python's syntax: a call in prose, `write_file("settings.json", '{"port": 5173}')`, and the
+bracket matching that reads a JSON-like object with Python's literals (`False`, `None`).
 
 Qwen2.5-Coder sometimes answers "To create it, call write_file(...)" instead of a JSON call. Such a call counts
 only when it names an offered tool right before `(`, every argument is a literal (strings, numbers, booleans,
@@ -57,6 +58,33 @@ def python_call_at(text: str, start: int, offered: OfferedTools) -> tuple[Parsed
         if arguments is None:
             return None
         return ParsedToolCall(name=name, arguments=orjson.dumps(arguments).decode()), close + 1
+    return None
+
+
+def balanced_end(text: str, start: int) -> int | None:
+    """The end of the bracketed value opening at `start` (`{` or `[`), strings in either quote skipped; None when
+    it does not close within MAX_CALL_CHARS."""
+    closing = {"{": "}", "[": "]"}
+    if text[start : start + 1] not in closing:
+        return None
+    depth, quote, escaped = 0, "", False
+    for index in range(start, min(len(text), start + MAX_CALL_CHARS)):
+        char = text[index]
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+            if depth == 0:
+                return index + 1
     return None
 
 
