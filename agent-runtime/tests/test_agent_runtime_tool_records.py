@@ -16,6 +16,7 @@ FINDER = RecordFinder.for_tools(("read_file", "write_file"))
         ('x <tool_response>{"a": 1}', 2),
         ('Result: {"success": true, "bytes_written": 3}', 8),
         ('{"name": "tally_levy", "arguments": {"net": 1}}', 0),
+        ('Ran it: {"name": "pip install requests","exit_code":0,"stdout":"ok"}', 8),
         ('The dict {"name": "Alice", "age": 3} is fine.', None),
         ("The port is 48213.", None),
     ],

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 _TAGS = r"</?tool_call>|</?tool_response>"
 _RESULT_KEYS = r"\{\s*\"(?:success|exit_code|bytes_written|lines_read|stdout)\"\s*:"
+_RESULT_INSIDE = r"\{[^{}]{0,200}?\"(?:exit_code|bytes_written|lines_read|duration_ms|timed_out)\"\s*:"
+"""A result object whose tell-tale key is not its first (`{"name": "pip install", "exit_code": 0, ...}`)."""
 _ANY_CALL = r"\{\s*\"name\"\s*:\s*\"[^\"\n]{1,80}\"\s*,\s*\"(?:arguments|parameters)\"\s*:"
 _DECODER = json.JSONDecoder()
 _OPENING = re.compile(r"^\s*(?:```[A-Za-z]*|<tool_call>)?\s*")
@@ -31,7 +33,7 @@ class RecordFinder:
         with arguments (small models "call" functions of the user's code that way)."""
         offered = "|".join(re.escape(name) for name in names)
         call = rf"\{{\s*\"name\"\s*:\s*\"(?:{offered})\"" if offered else None
-        patterns = (_TAGS, _RESULT_KEYS, _ANY_CALL, call)
+        patterns = (_TAGS, _RESULT_KEYS, _RESULT_INSIDE, _ANY_CALL, call)
         return cls(re.compile("|".join(p for p in patterns if p)))
 
     def find(self, text: str, start: int = 0) -> int | None:
