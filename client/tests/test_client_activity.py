@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,18 @@ class Keyboard:
     """Per prompt while `watch`, what was written during `QUIET_S` before its answer."""
 
 
+@contextmanager
+def quiet_services() -> Iterator[None]:
+    """The services run in this process; their log lines (structlog and stdlib, whose handlers may point at streams
+    an earlier test closed) would land on the console under test."""
+    logging.disable(logging.CRITICAL)
+    try:
+        with structlog.testing.capture_logs():
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 @pytest.fixture
 def keyboard(monkeypatch: pytest.MonkeyPatch) -> Iterator[Keyboard]:
     keys = Keyboard()
@@ -119,7 +133,7 @@ async def test_on_a_tty_the_agent_s_activity_shows_until_the_first_token(
     keyboard.typed += ["what does main.py do? write notes", "y", "/quit"]
     console, out = tty_console()
     keyboard.file, keyboard.watch = out, True
-    with structlog.testing.capture_logs():
+    with quiet_services():
         assert await chat.chat(workspace, gateway.ws_url, "chat-tty-1", console=console) == 0
     raw = out.getvalue()
 
@@ -175,7 +189,7 @@ async def test_the_line_goes_on_an_error_and_on_ctrl_c(gateway: Any, workspace: 
     keyboard.typed += ["hi", "hi again"]
     console, out = tty_console()
     keyboard.file = out
-    with structlog.testing.capture_logs():
+    with quiet_services():
         task = asyncio.create_task(chat.chat(workspace, gateway.ws_url, "chat-tty-3", console=console))
         await asyncio.wait_for(keyboard.all_typed.wait(), 5)
         await asyncio.sleep(0.3)
