@@ -13,6 +13,10 @@ def user(content: str, message_id: str | None = None) -> dict[str, object]:
     return {"type": "user_message", "content": content, "message_id": message_id}
 
 
+CLIENT_TOOLS = ["read_file", "write_file", "edit_file", "list_files", "run_command"]
+"""What a client that names its tools (the terminal client, the IDE) declares."""
+
+
 def tool_names(request: dict[str, object]) -> list[str]:
     return [tool["function"]["name"] for tool in request.get("tools") or []]  # type: ignore[attr-defined, index]
 
@@ -327,7 +331,8 @@ async def test_a_turn_starts_with_the_file_list_and_the_named_files_from_the_cli
 ) -> None:
     agent_runtime.upstream.reply_text("add() subtracts.")
 
-    first = await agent_runtime.send("s-context", user("What is wrong with calc.py? See also docs/NOTES.md."))
+    message = user("What is wrong with calc.py? See also docs/NOTES.md.")
+    first = await agent_runtime.send("s-context", message, tools=CLIENT_TOOLS)
 
     calls = [(c["tool_name"], c["arguments"], c["requires_approval"]) for c in first.tool_calls]
     assert calls == [
@@ -361,7 +366,7 @@ async def test_a_turn_starts_with_the_file_list_and_the_named_files_from_the_cli
 async def test_a_small_project_is_shown_whole_after_a_second_round_of_reads(agent_runtime: RunningAgentRuntime) -> None:
     agent_runtime.upstream.reply_text("Done.")
 
-    first = await agent_runtime.send("s-small", user("Rename get_name to fetch_name everywhere"))
+    first = await agent_runtime.send("s-small", user("Rename get_name to fetch_name everywhere"), tools=CLIENT_TOOLS)
     (listing_call,) = first.tool_calls
     items = [
         {"path": "util.py", "type": "file", "size": 30},
@@ -490,3 +495,12 @@ async def test_a_plain_answer_that_names_no_step_is_not_sent_back(agent_runtime:
     step = await agent_runtime.send("s-plain-answer", user("what does main.py do?"))
 
     assert step.text.startswith("Let me explain") and len(agent_runtime.upstream.requests) == 1
+
+
+@pytest.mark.parametrize("agent_runtime_overrides", [{"workspace_context": True}], indirect=True)
+async def test_a_client_that_names_no_tools_gets_no_context_calls(agent_runtime: RunningAgentRuntime) -> None:
+    agent_runtime.upstream.reply_text("Hello!")
+
+    step = await agent_runtime.send("s-bare", user("What is wrong with calc.py?"))
+
+    assert step.tool_calls == [] and step.text == "Hello!", "the seed's bare example never waits on a tool timeout"

@@ -55,7 +55,14 @@ class ModelLoop:
 
     async def start(self, state: SessionState, toolset: Toolset, request: str) -> AsyncIterator[bytes]:
         """Begin the turn just started on `state`: ask the client for its context, or call the model at once."""
-        wanted = workspace_context.context_calls(request, toolset.names) if self._settings.workspace_context else []
+        # Only a client that named the tools it executes surely runs them; a bare client (the seed's example) would
+        # leave the turn waiting for the context's results until the tool timeout.
+        declared = state.turn_tools is not None
+        wanted = (
+            workspace_context.context_calls(request, toolset.names)
+            if declared and self._settings.workspace_context
+            else []
+        )
         calls = self._context_calls(wanted, toolset)
         if calls:
             state.pending = calls
