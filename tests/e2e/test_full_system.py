@@ -7,6 +7,7 @@ FakeOpenAI served by this test, scripted to read a file, write it (approved by t
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -161,3 +162,23 @@ async def _codelab_run(system: RunningSystem, workspace: Path, prompt: str, *fla
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
     return _Completed(process.returncode, out.decode(), err.decode())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGKILL])
+async def test_services_go_with_their_launcher_when_its_terminal_closes_or_it_is_killed(
+    system: RunningSystem, sig: signal.Signals
+) -> None:
+    system.process.send_signal(sig)
+    await asyncio.wait_for(system.process.wait(), 30)
+
+    for _ in range(75):
+        listening = [port for port in system.ports.values() if _listening(port)]
+        if not listening:
+            break
+        await asyncio.sleep(0.2)
+    assert listening == [], f"ports {listening} still served 15 s after codelab up got {sig.name}"
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -1,4 +1,5 @@
-"""`codelab up`: check the ports, start the services, report, and stop them all on Ctrl-C / SIGTERM."""
+"""`codelab up`: check the ports, start the services, report, and stop them all on Ctrl-C, SIGTERM or SIGHUP; a
+launcher killed outright takes its services with it (see `Supervisor`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from codelab_client.launcher.keys import keys_path, resolve_keys
 from codelab_client.launcher.plan import UpOptions, plan_services
 from codelab_client.launcher.supervisor import StartupError, Supervisor
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Each stops every service first: Ctrl-C, a service manager, the terminal closing."""
 START_TIMEOUT_S = 600.0
 """The first start of the local model joins and hashes its weights, which takes minutes on a slow disk."""
 
@@ -19,7 +22,7 @@ def run_up(options: UpOptions, *, say: Callable[[str], None], warn: Callable[[st
     specs = plan_services(options, keys.values)
     log_dir = options.data_dir / "logs"
     supervisor = Supervisor(specs, log_dir, report=say, host=options.host)
-    previous = {sig: signal.signal(sig, supervisor.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, supervisor.request_stop) for sig in STOP_SIGNALS}
     try:
         supervisor.check_ports()
         say(f"starting {', '.join(spec.name for spec in specs)}; logs in {log_dir.resolve()}/<service>.log")
