@@ -139,7 +139,10 @@ def start_upstream(workdir: Path) -> tuple[str, subprocess.Popen[bytes]]:
     return f"http://127.0.0.1:{port}/v1", process
 
 
-def start_proxy(upstream: str, workdir: Path) -> Server:
+def start_proxy(
+    upstream: str, workdir: Path, name: str = "llm-proxy", extra_env: dict[str, str] | None = None
+) -> Server:
+    """`python -m codelab_llm_proxy` in front of `upstream`; `extra_env` adds to (or overrides) its environment."""
     port = free_port()
     models = workdir / "models.yaml"
     models.write_text(
@@ -152,12 +155,13 @@ def start_proxy(upstream: str, workdir: Path) -> Server:
         "LLM_PROXY__PORT": str(port),
         "LLM_PROXY__MODELS_FILE": str(models),
         "LLM_PROXY__LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     started = time.perf_counter()
-    process = _spawn([sys.executable, "-m", "codelab_llm_proxy"], env, workdir / "llm-proxy.log")
+    process = _spawn([sys.executable, "-m", "codelab_llm_proxy"], env, workdir / f"{name}.log")
     _wait_ready(f"http://127.0.0.1:{port}/health", process, 30, {})
     base = f"http://127.0.0.1:{port}"
-    server = Server("llm-proxy", f"{base}/v1/chat/completions", {"X-Internal-Auth": PROXY_KEY}, process)
+    server = Server(name, f"{base}/v1/chat/completions", {"X-Internal-Auth": PROXY_KEY}, process)
     server.ready_s = time.perf_counter() - started
     return server
 
