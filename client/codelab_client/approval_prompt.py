@@ -13,6 +13,7 @@ from codelab_client.approvals import Decision
 from codelab_client.render import short_arguments
 from codelab_client.terminal_input import read_line
 from codelab_client.tools import ToolError, Workspace
+from codelab_client.tools.edit_file import edited_text
 from codelab_common.protocol import ToolCall
 
 PREVIEW_LINES = 40
@@ -24,7 +25,7 @@ class ConsoleApprover:
     def __init__(self, console: Console, workspace: Workspace | None = None) -> None:
         self.console = console
         self.workspace = workspace
-        """When given, a write_file over an existing file is shown as a diff against it."""
+        """When given, a write_file over an existing file and an edit_file are shown as the file's diff."""
         self.always: set[str] = set()
 
     async def __call__(self, call: ToolCall) -> Decision:
@@ -67,21 +68,29 @@ class ConsoleApprover:
             )
             return Panel(body, title=f"{title}: write {escape(path)}", border_style="yellow")
         if call.tool_name == "edit_file" and isinstance(args.get("old_text"), str):
-            path = str(args.get("path", ""))
-            diff = difflib.unified_diff(
-                args["old_text"].splitlines(keepends=True),
-                str(args.get("new_text") or "").splitlines(keepends=True),
-                f"a/{path}",
-                f"b/{path}",
-                lineterm="\n",
-            )
-            body = Syntax(_head("".join(diff) or "(no change)"), "diff")
-            return Panel(body, title=f"{title}: edit {escape(path)}", border_style="yellow")
+            return self._edit_preview(call, title)
         if call.tool_name == "apply_patch" and isinstance(args.get("patch"), str):
             return Panel(Syntax(_head(args["patch"]), "diff"), title=title, border_style="yellow")
         if call.tool_name == "run_command" and isinstance(args.get("command"), str):
             return Panel(Syntax(args["command"], "bash"), title=f"{title}: run in the workspace", border_style="yellow")
         return Panel(escape(short_arguments(args)), title=title, border_style="yellow")
+
+    def _edit_preview(self, call: ToolCall, title: str) -> Panel:
+        """The file's diff as the edit would leave it; the edit's own error when it would fail."""
+        path = str(call.arguments.get("path", ""))
+        old, new = str(call.arguments.get("old_text") or ""), str(call.arguments.get("new_text") or "")
+        current = self._current_text(path)
+        if current is None:
+            body = Syntax(_head(_diff(old, new, path)), "diff")
+            return Panel(body, title=f"{title}: edit {escape(path)}", border_style="yellow")
+
+        try:
+            edited = edited_text(current, old, new, path)
+        except ToolError as exc:
+            failure = f"[red]This edit will fail:[/] {escape(str(exc))}"
+            return Panel(failure, title=f"{title}: edit {escape(path)}", border_style="red")
+        body = Syntax(_head(_diff(current, edited, path)), "diff")
+        return Panel(body, title=f"{title}: edit {escape(path)}", border_style="yellow")
 
     def _current_text(self, path: str) -> str | None:
         """The file's text when it exists inside the workspace (a refused path is the tool's to report)."""
@@ -92,6 +101,18 @@ class ConsoleApprover:
             return target.read_text(errors="replace") if target.is_file() else None
         except (ToolError, OSError):
             return None
+
+
+def _diff(before: str, after: str, path: str) -> str:
+    """A unified diff whose every line ends with a newline, also where a side has no final one."""
+    lines = difflib.unified_diff(
+        [line + "\n" for line in before.splitlines()],
+        [line + "\n" for line in after.splitlines()],
+        f"a/{path}",
+        f"b/{path}",
+        n=2,
+    )
+    return "".join(lines) or "(no change)"
 
 
 def _head(text: str) -> str:

@@ -124,6 +124,13 @@ def edit_file(ctx: ToolContext, arguments: Mapping[str, Any]) -> dict[str, Any]:
     return {"success": True, "path": relative, "replacements": 1, "line": line, "diff": diff}
 
 
+def edited_text(text: str, old: str, new: str, path: str) -> str:
+    """`text` as edit_file would leave it (the approval prompt previews with this); raises the tool's ToolError."""
+    if not old:
+        raise invalid_arguments("old_text is empty")
+    return _replace(text, old, new, path)
+
+
 def _replace(text: str, old: str, new: str, path: str) -> str:
     newline = _newline(text)
     new = new.replace("\r\n", "\n").replace("\n", newline)
