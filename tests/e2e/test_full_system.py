@@ -7,6 +7,7 @@ FakeOpenAI served by this test, scripted to read a file, write it (approved by t
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -22,7 +23,7 @@ from codelab_client.approvals import Decision
 from codelab_client.session import AgentSession
 from codelab_client.tools import ToolExecutor
 from codelab_common.protocol import ToolCall
-from codelab_common.testing import FakeOpenAI, serve_app
+from codelab_common.testing import FakeOpenAI, serve_app, wait_for_health
 from tests.e2e.system import RunningSystem, codelab_up
 
 MODEL = "e2e-model"
@@ -182,3 +183,38 @@ async def test_services_go_with_their_launcher_when_its_terminal_closes_or_it_is
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def test_a_killed_service_is_restarted_and_the_session_carries_on(
+    system: RunningSystem, upstream: FakeOpenAI, workspace: Path
+) -> None:
+    upstream.reply_text("before")
+    assert (await _codelab_run(system, workspace, "hi", "--session", "kept")).returncode == 0
+
+    os.kill(_child_pid(system.process.pid, "codelab_agent_runtime"), signal.SIGKILL)
+    down = await _codelab_run(system, workspace, "are you there?", "--session", "kept")
+    await wait_for_health(f"http://127.0.0.1:{system.ports['agent-runtime']}", timeout=30)
+    upstream.reply_text("after")
+    again = await _codelab_run(system, workspace, "and now?", "--session", "kept")
+
+    assert down.returncode == 1 and "AGENT_DOWN" in down.stderr
+    assert again.returncode == 0 and again.stdout.strip() == "after", again.stderr
+    assert system.process.returncode is None, "codelab up kept running"
+    history = [m["content"] for m in upstream.requests[-1]["messages"] if m["role"] in ("user", "assistant")]
+    assert history[0].endswith("My request: hi") and history[1] == "before", "the history survived the restart"
+    assert "restarting it in 1 s" in system.logs()
+
+
+def _child_pid(parent: int, module: str) -> int:
+    """The pid of `parent`'s child running `python -m module`."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and module.encode() in cmdline:
+            return int(proc.name)
+    raise AssertionError(f"no child of {parent} runs {module}")

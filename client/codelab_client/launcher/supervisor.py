@@ -27,6 +27,11 @@ from codelab_client.launcher.plan import ServiceSpec
 
 STOP_GRACE_S = 10.0
 POLL_S = 0.2
+RESTART_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)
+"""Wait before the 1st, 2nd, … restart of a service within `RESTART_WINDOW_S`."""
+RESTART_WINDOW_S = 120.0
+MAX_RESTARTS = len(RESTART_DELAYS_S)
+"""A service that exits this often within the window is failing for good: `codelab up` stops everything."""
 
 
 class StartupError(Exception):
@@ -42,6 +47,8 @@ class Child:
     log_offset: int
     """Where this run's output starts in the (appended) log file."""
     started: float
+    announced: bool = False
+    """Reported healthy since it was (re)started."""
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -81,6 +88,8 @@ class Supervisor:
         self.host = host
         self.children: list[Child] = []
         self.stopping = False
+        self._restarts: dict[str, list[float]] = {}
+        """Per service, when it was restarted (within the window)."""
 
     def request_stop(self, *_: object) -> None:
         """Signal handler: ask the main loop to stop everything."""
@@ -104,6 +113,7 @@ class Supervisor:
             for child in list(waiting):
                 if self._ready(child, timeout):
                     waiting.remove(child)
+                    child.announced = True
                     elapsed = time.monotonic() - child.started
                     self.report(f"{child.spec.name} ready on port {child.spec.port} ({elapsed:.1f} s)")
             if waiting:
@@ -156,13 +166,42 @@ class Supervisor:
             return False
 
     def watch(self) -> Child | None:
-        """Block until a stop is requested (returns None) or a child exits on its own (returns it)."""
+        """Block until a stop is requested (returns None). A child that exits on its own is restarted after a
+        backoff while the others keep running; one that keeps exiting (`MAX_RESTARTS` within `RESTART_WINDOW_S`)
+        is returned."""
+        due: dict[int, float] = {}
+        """Index in `children` of an exited child → when to start it again."""
         while not self.stopping:
-            for child in self.children:
-                if child.process.poll() is not None:
+            now = time.monotonic()
+            for index, child in enumerate(self.children):
+                if index in due:
+                    if now >= due[index]:
+                        del due[index]
+                        self.children[index] = self._respawn(child)
+                    continue
+                code = child.process.poll()
+                if code is None:
+                    if not child.announced and healthy(child.spec.health_url):
+                        child.announced = True
+                        self.report(f"{child.spec.name} is back on port {child.spec.port}")
+                    continue
+                recent = [at for at in self._restarts.get(child.spec.name, []) if now - at < RESTART_WINDOW_S]
+                if len(recent) >= MAX_RESTARTS:
                     return child
+                delay = RESTART_DELAYS_S[len(recent)]
+                self._restarts[child.spec.name] = [*recent, now]
+                self.report(
+                    f"{child.spec.name} exited with status {code}; restarting it in {delay:.0f} s "
+                    f"(the others keep running; see {child.log_path})"
+                )
+                due[index] = now + delay
             time.sleep(POLL_S)
         return None
+
+    def _respawn(self, child: Child) -> Child:
+        self._signal(child, signal.SIGKILL)  # whatever it left behind in its group
+        child.log_file.close()
+        return self._spawn(child.spec)
 
     def stop_all(self) -> None:
         """SIGTERM every child group (last started first), then SIGKILL what is still running after the grace."""

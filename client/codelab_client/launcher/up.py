@@ -1,5 +1,5 @@
-"""`codelab up`: check the ports, start the services, report, and stop them all on Ctrl-C, SIGTERM or SIGHUP; a
-launcher killed outright takes its services with it (see `Supervisor`)."""
+"""`codelab up`: check the ports, start the services, report, restart one that dies, and stop them all on Ctrl-C,
+SIGTERM or SIGHUP; a launcher killed outright takes its services with it (see `Supervisor`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from codelab_client.launcher.keys import keys_path, resolve_keys
 from codelab_client.launcher.plan import UpOptions, plan_services
-from codelab_client.launcher.supervisor import StartupError, Supervisor
+from codelab_client.launcher.supervisor import MAX_RESTARTS, RESTART_WINDOW_S, StartupError, Supervisor
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """Each stops every service first: Ctrl-C, a service manager, the terminal closing."""
@@ -39,9 +39,12 @@ def run_up(options: UpOptions, *, say: Callable[[str], None], warn: Callable[[st
         say(f"gateway listening on ws://{options.host}:{gateway} (IDE: ws://{options.host}:{gateway}/api/v1/ws/<id>)")
         say(f"chat with: codelab chat --workspace . --url ws://{options.host}:{gateway}")
         say("press Ctrl-C to stop everything")
-        died = supervisor.watch()
-        if died is not None:
-            warn(f"{died.spec.name} exited with status {died.process.returncode}; see {died.log_path}")
+        failing = supervisor.watch()
+        if failing is not None:
+            warn(
+                f"{failing.spec.name} exited {MAX_RESTARTS + 1} times within {RESTART_WINDOW_S:.0f} s "
+                f"(last status {failing.process.returncode}); stopping everything. See {failing.log_path}"
+            )
             return 1
         return 0
     except StartupError as exc:
