@@ -305,7 +305,7 @@ async def test_a_tool_call_written_as_text_is_never_shown_and_goes_back_to_the_m
 
     step = await agent_runtime.send("s-record", user("fix a.py"))
 
-    assert step.text == "I will fix it.\nDone: ", "no record reaches the user"
+    assert step.text == "I will fix it.\n\n\nDone: ", "no record reaches the user; the next answer is a new paragraph"
     assert step.done is not None and step.done["status"] == "completed"
     correction = upstream.requests[1]["messages"][-1]
     assert correction["role"] == "user" and "no tool ran" in correction["content"]
@@ -436,7 +436,7 @@ async def test_an_answer_right_after_a_failed_edit_is_sent_back_once_to_retry(
         "s-retry", {"type": "tool_result", "call_id": first.tool_calls[0]["call_id"], **failed}
     )
 
-    assert second.text == "I fixed add().", "what was streamed stays streamed"
+    assert second.text == "I fixed add().\n\n", "what was streamed stays streamed; what follows starts a paragraph"
     (retry,) = second.tool_calls
     assert retry["arguments"]["old_text"] == "a - b", "the model got a second chance"
     request = upstream.requests[2]["messages"][-1]

@@ -45,6 +45,8 @@ MAX_CORRECTIONS = 1
 MAX_RETRIES = 2
 NO_ANSWER = "I could not finish this request: the model wrote a tool call as text instead of calling the tool."
 EMPTY_ANSWER = "The model ended this turn without an answer; ask again or rephrase the request."
+PARAGRAPH = "\n\n"
+"""Shown after an answer that went back to the model, so what the model says next starts a paragraph of its own."""
 
 
 class ModelLoop:
@@ -146,6 +148,7 @@ class ModelLoop:
                     state.corrections += 1
                     if shown.text.strip():
                         state.messages.append({"role": "assistant", "content": shown.text})
+                        yield sse_frames.delta_event(message_id, PARAGRAPH)
                     correction = _correction(reply.content[shown.record_at :], toolset)
                     state.messages.append({"role": "user", "content": correction})
                     log.info("tool_record_in_answer", session_id=state.session_id, step=state.step_count)
@@ -157,6 +160,7 @@ class ModelLoop:
                     state.retries += 1
                     if shown.text.strip():
                         state.messages.append({"role": "assistant", "content": shown.text})
+                        yield sse_frames.delta_event(message_id, PARAGRAPH)
                     state.messages.append({"role": "user", "content": unfinished})
                     log.info("answer_sent_back", session_id=state.session_id, step=state.step_count)
                     continue
