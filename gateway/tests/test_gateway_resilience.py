@@ -170,3 +170,23 @@ async def test_idle_sessions_are_forgotten(gateway: RunningGateway) -> None:
         http.get(f"{gateway.url}/internal/sessions", headers=gateway.headers) as response,
     ):
         assert (await response.json())["sessions"] == []
+
+
+async def _session_ids(gateway: RunningGateway) -> list[str]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{gateway.url}/internal/sessions", headers=gateway.headers) as response,
+    ):
+        return sorted(s["session_id"] for s in (await response.json())["sessions"])
+
+
+async def test_the_session_cap_lets_go_of_the_longest_idle_session_first(make_gateway: Any) -> None:
+    gateway = await make_gateway(max_sessions=2)
+    async with gateway.connect("oldest"):
+        pass
+    async with gateway.connect("newer"):
+        pass
+    async with gateway.connect("newest"):
+        assert await _session_ids(gateway) == ["newer", "newest"]
+        async with gateway.connect("one-more"):
+            assert await _session_ids(gateway) == ["newest", "one-more"], "sessions with a client stay"

@@ -24,6 +24,11 @@ class Settings(ServiceSettings):
     outbound_buffer_frames: int = Field(
         default=1000, ge=10, description="Outbound frames a session keeps for a client that reconnects"
     )
+    max_sessions: int = Field(
+        default=2_000,
+        ge=1,
+        description="Sessions held in memory; beyond it the longest idle one (no client, no turn) is let go",
+    )
     session_idle_ttl_s: float = Field(
         default=900.0, gt=0, description="How long a session with no client and no turn is kept in memory"
     )

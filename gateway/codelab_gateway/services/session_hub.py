@@ -1,4 +1,5 @@
-"""All sessions of this gateway, by id, with a sweeper that forgets sessions left idle."""
+"""All sessions of this gateway, by id, with a sweeper that forgets sessions left idle, and at most `max_sessions`
+of them (the longest idle is let go for a new one)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ class SessionHub:
         """The session with this id, created on first use."""
         session = self._sessions.get(session_id)
         if session is None:
+            if len(self._sessions) >= self.settings.max_sessions:
+                self._let_go_of_the_longest_idle()
             session = Session(session_id, agent=self._agent, settings=self.settings, metrics=self.metrics)
             self._sessions[session_id] = session
             self.metrics.sessions.inc()
@@ -59,6 +62,18 @@ class SessionHub:
         if expired:
             log.info("idle sessions dropped", count=len(expired))
         return len(expired)
+
+    def _let_go_of_the_longest_idle(self) -> None:
+        """Make room for a new session: forget the one idle longest. With none idle (every session has a client or
+        a turn), nothing goes: those are bounded by the connections themselves."""
+        idle = [session for session in self._sessions.values() if session.idle]
+        if not idle:
+            log.warning("session cap reached with no idle session", sessions=len(self._sessions))
+            return
+        oldest = min(idle, key=lambda session: session.idle_since)
+        del self._sessions[oldest.id]
+        self.metrics.sessions.dec()
+        log.info("idle session let go for a new one", session_id=oldest.id)
 
     async def _sweep_forever(self) -> None:
         interval = min(self.settings.session_idle_ttl_s / 2, 30.0)
