@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import aiohttp
 import pytest
 
+from codelab_common.testing import metric_value
 from tests.fixtures.agent_runtime import RunningAgentRuntime
 
 
@@ -16,15 +15,6 @@ async def scrape(agent_runtime: RunningAgentRuntime, headers: dict[str, str]) ->
         http.get(f"{agent_runtime.url}/metrics", headers=headers) as response,
     ):
         return response.status, await response.text()
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """The value of the series `name` with exactly `labels` (0 when there is none)."""
-    for line in text.splitlines():
-        match = re.fullmatch(r"(\w+)(?:\{(.*)\})? (\S+)", line)
-        if match and match.group(1) == name and dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or "")) == labels:
-            return float(match.group(3))
-    return 0.0
 
 
 async def test_a_turn_with_an_approved_tool_call_is_counted(agent_runtime: RunningAgentRuntime) -> None:
@@ -40,13 +30,13 @@ async def test_a_turn_with_an_approved_tool_call_is_counted(agent_runtime: Runni
     status, text = await scrape(agent_runtime, agent_runtime.headers)
 
     assert status == 200
-    assert sample(text, "agent_runtime_turns_total", outcome="completed") == 1
-    assert sample(text, "agent_runtime_turn_model_calls_count") == 1
-    assert sample(text, "agent_runtime_turn_model_calls_sum") == 2
-    assert sample(text, "agent_runtime_tool_calls_total", tool="write_file", outcome="ok") == 1
-    assert sample(text, "agent_runtime_approval_decisions_total", tool="write_file", decision="approved") == 1
-    assert sample(text, "agent_runtime_tool_round_trip_seconds_count", tool="write_file") == 1
-    assert sample(text, "agent_runtime_model_time_to_first_token_seconds_count") == 2
+    assert metric_value(text, "agent_runtime_turns_total", outcome="completed") == 1
+    assert metric_value(text, "agent_runtime_turn_model_calls_count") == 1
+    assert metric_value(text, "agent_runtime_turn_model_calls_sum") == 2
+    assert metric_value(text, "agent_runtime_tool_calls_total", tool="write_file", outcome="ok") == 1
+    assert metric_value(text, "agent_runtime_approval_decisions_total", tool="write_file", decision="approved") == 1
+    assert metric_value(text, "agent_runtime_tool_round_trip_seconds_count", tool="write_file") == 1
+    assert metric_value(text, "agent_runtime_model_time_to_first_token_seconds_count") == 2
 
 
 async def test_rejections_timeouts_and_failed_turns_are_told_apart(agent_runtime: RunningAgentRuntime) -> None:
@@ -62,12 +52,12 @@ async def test_rejections_timeouts_and_failed_turns_are_told_apart(agent_runtime
 
     _, text = await scrape(agent_runtime, agent_runtime.headers)
 
-    assert sample(text, "agent_runtime_tool_calls_total", tool="run_command", outcome="rejected") == 1
-    assert sample(text, "agent_runtime_tool_calls_total", tool="read_file", outcome="timeout") == 1
-    assert sample(text, "agent_runtime_approval_decisions_total", tool="run_command", decision="rejected") == 1
-    assert sample(text, "agent_runtime_approval_decisions_total", tool="read_file", decision="approved") == 0
-    assert sample(text, "agent_runtime_turns_total", outcome="model_error") == 1
-    assert sample(text, "agent_runtime_turns_total", outcome="completed") == 0
+    assert metric_value(text, "agent_runtime_tool_calls_total", tool="run_command", outcome="rejected") == 1
+    assert metric_value(text, "agent_runtime_tool_calls_total", tool="read_file", outcome="timeout") == 1
+    assert metric_value(text, "agent_runtime_approval_decisions_total", tool="run_command", decision="rejected") == 1
+    assert metric_value(text, "agent_runtime_approval_decisions_total", tool="read_file", decision="approved") == 0
+    assert metric_value(text, "agent_runtime_turns_total", outcome="model_error") == 1
+    assert metric_value(text, "agent_runtime_turns_total", outcome="completed") == 0
 
 
 async def test_metrics_need_the_key_unless_opened(agent_runtime: RunningAgentRuntime) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import re
 
 import aiohttp
 import pytest
 
+from codelab_common.testing import metric_value
 from tests.fixtures.gateway import RunningGateway
 
 
@@ -17,15 +17,6 @@ async def scrape(gateway: RunningGateway, headers: dict[str, str] | None = None)
         http.get(f"{gateway.url}/metrics", headers=gateway.headers if headers is None else headers) as response,
     ):
         return response.status, await response.text()
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """The value of the series `name` with exactly `labels` (0 when there is none)."""
-    for line in text.splitlines():
-        match = re.fullmatch(r"(\w+)(?:\{(.*)\})? (\S+)", line)
-        if match and match.group(1) == name and dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or "")) == labels:
-            return float(match.group(3))
-    return 0.0
 
 
 async def _until_turn_ended(gateway: RunningGateway) -> None:
@@ -49,20 +40,20 @@ async def test_frames_reconnects_and_replays_are_counted(gateway: RunningGateway
         assert (await client.recv())["code"] == "INVALID_FORMAT"
         _, text = await scrape(gateway)
 
-    assert sample(text, "gateway_connections_total", dialect="stream") == 2
-    assert sample(text, "gateway_live_connections") == 1
-    assert sample(text, "gateway_sessions") == 1
-    assert sample(text, "gateway_reconnects_total") == 1
-    assert sample(text, "gateway_replays_total") == 1
-    replayed = sample(text, "gateway_replayed_frames_total")
+    assert metric_value(text, "gateway_connections_total", dialect="stream") == 2
+    assert metric_value(text, "gateway_live_connections") == 1
+    assert metric_value(text, "gateway_sessions") == 1
+    assert metric_value(text, "gateway_reconnects_total") == 1
+    assert metric_value(text, "gateway_replays_total") == 1
+    replayed = metric_value(text, "gateway_replayed_frames_total")
     assert replayed >= 2
-    assert sample(text, "gateway_frames_received_total", type="user_message") == 1
-    assert sample(text, "gateway_frames_sent_total", type="ack") == 1
-    assert sample(text, "gateway_frames_sent_total", type="error") == 1
-    deltas = sample(text, "gateway_frames_sent_total", type="assistant_message")
-    assert deltas - sample(away, "gateway_frames_sent_total", type="assistant_message") == replayed
-    assert sample(text, "gateway_errors_sent_total", code="INVALID_FORMAT") == 1
-    assert sample(text, "gateway_agent_steps_total", status="completed") == 1
+    assert metric_value(text, "gateway_frames_received_total", type="user_message") == 1
+    assert metric_value(text, "gateway_frames_sent_total", type="ack") == 1
+    assert metric_value(text, "gateway_frames_sent_total", type="error") == 1
+    deltas = metric_value(text, "gateway_frames_sent_total", type="assistant_message")
+    assert deltas - metric_value(away, "gateway_frames_sent_total", type="assistant_message") == replayed
+    assert metric_value(text, "gateway_errors_sent_total", code="INVALID_FORMAT") == 1
+    assert metric_value(text, "gateway_agent_steps_total", status="completed") == 1
 
 
 async def test_the_ide_dialect_counts_the_whole_messages_it_sends(gateway: RunningGateway) -> None:
@@ -73,8 +64,8 @@ async def test_the_ide_dialect_counts_the_whole_messages_it_sends(gateway: Runni
         assert message["is_final"] is True
         await _until_turn_ended(gateway)
         _, text = await scrape(gateway)
-    assert sample(text, "gateway_frames_sent_total", type="assistant_message") == 1
-    assert sample(text, "gateway_frames_sent_total", type="ack") == 0
+    assert metric_value(text, "gateway_frames_sent_total", type="assistant_message") == 1
+    assert metric_value(text, "gateway_frames_sent_total", type="ack") == 0
 
 
 @pytest.mark.parametrize("gateway_overrides", [{"metrics_open": True}])
