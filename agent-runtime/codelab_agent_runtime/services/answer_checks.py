@@ -41,14 +41,15 @@ def unfinished(answer: str, turn: list[dict[str, Any]], offered: Iterable[str]) 
     failed = _failed_change(turn)
     if failed is not None:
         return _retry_request(*failed)
-    unchanged = _claimed_but_unchanged(answer, turn)
+    changed = _changed_paths(turn)
+    unchanged = _claimed_but_unchanged(answer, turn, changed)
     if unchanged:
         files = " and ".join(unchanged)
         return (
             f"You said you changed {files}, but no tool changed {'it' if len(unchanged) == 1 else 'them'} in this "
             "request. Make that change now, with one call per file; then answer."
         )
-    if _changed_paths(turn):
+    if changed:
         return None
     named = [name for name in offered if f"{name}(" in answer or (name not in _LOOKING and name in answer)]
     if named or _PROMISE.search(answer):
@@ -60,12 +61,11 @@ def unfinished(answer: str, turn: list[dict[str, Any]], offered: Iterable[str]) 
     return None
 
 
-def _claimed_but_unchanged(answer: str, turn: list[dict[str, Any]]) -> list[str]:
+def _claimed_but_unchanged(answer: str, turn: list[dict[str, Any]], changed: set[str]) -> list[str]:
     """Files of the project that the answer says it changed and no change tool touched this turn."""
     request = turn[0].get("content") if turn else None
     if not isinstance(request, str):
         return []
-    changed = _changed_paths(turn)
     claimed = {
         path.removeprefix("./")
         for sentence in _SENTENCE_END.split(answer)

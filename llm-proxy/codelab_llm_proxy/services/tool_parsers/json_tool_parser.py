@@ -103,13 +103,14 @@ class _Scanner:
     offered tool's name followed by `(`, or a word that may grow into one), fences of other languages are skipped
     whole."""
 
-    __slots__ = ("_held", "_in_code", "_names", "_pos", "_python", "_python_held", "_python_pos")
+    __slots__ = ("_held", "_in_code", "_longest_name", "_names", "_pos", "_python", "_python_held", "_python_pos")
 
     def __init__(self, offered: OfferedTools) -> None:
         self._pos = 0
         self._in_code = False
         self._held: int | None = None
         self._names = tuple(offered)
+        self._longest_name = max(map(len, self._names), default=0)
         self._python = call_pattern(offered)
         self._python_pos = 0
         self._python_held: int | None = None
@@ -126,7 +127,7 @@ class _Scanner:
         if match is not None:
             self._python_held = match.start()
             return match.start()
-        tail = _TRAILING_WORD.search(text)
+        tail = _TRAILING_WORD.search(text, max(self._python_pos, len(text) - self._longest_name))
         keep = tail.start() if tail and any(name.startswith(tail.group()) for name in self._names) else len(text)
         self._python_pos = max(self._python_pos, keep)
         return keep
