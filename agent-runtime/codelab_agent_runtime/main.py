@@ -1,4 +1,4 @@
-"""The agent-runtime app: the agent loop behind `POST /agent/message/stream`."""
+"""The agent-runtime app: sessions, their turns and event logs behind `/agent/sessions/{id}/...`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from fastapi import FastAPI, Request
 from codelab_agent_runtime.api import agent, metrics, sessions
 from codelab_agent_runtime.core.config import Settings
 from codelab_agent_runtime.core.errors import validation_code
-from codelab_agent_runtime.services.agent import AgentService
 from codelab_agent_runtime.services.llm_client import LLMClient, client_timeout
 from codelab_agent_runtime.services.metrics import AgentMetrics
-from codelab_agent_runtime.services.session_store import SqlSessionStore
+from codelab_agent_runtime.store.sessions import SqlSessionStore
+from codelab_agent_runtime.turns.feed import Feeds
+from codelab_agent_runtime.turns.runner import Turns
 from codelab_common.auth import InternalAuthMiddleware
 from codelab_common.health import HEALTH_PATHS, health_router, next_hop_health
 from codelab_common.http_errors import install_error_handlers
@@ -55,11 +56,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics=app.state.metrics,
             options=options,
         )
-        app.state.agent = AgentService(settings, store, llm, app.state.metrics)
-        app.state.store, app.state.http = store, http
+        feeds = Feeds(store, settings.redis_url, settings.redis_channel_prefix, settings.follow_poll_s)
+        await feeds.start()
+        turns = Turns(settings, store, feeds, llm, app.state.metrics)
+        await turns.start()
+        app.state.turns, app.state.feeds, app.state.store, app.state.http = turns, feeds, store, http
         try:
             yield
         finally:
+            await turns.close()
+            await feeds.close()
             await http.close()
             await store.close()
 

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from codelab_agent_runtime.models.session import SessionState
-from codelab_agent_runtime.services.session_store import SqlSessionStore
+from codelab_agent_runtime.store.sessions import SqlSessionStore, StoredSession
 from codelab_common.logs import configure_logging
 from tests.fixtures.agent_runtime import RunningAgentRuntime
 
@@ -15,7 +14,7 @@ from tests.fixtures.agent_runtime import RunningAgentRuntime
 async def test_a_failed_step_logs_its_traceback_with_the_session(
     agent_runtime: RunningAgentRuntime, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async def unreadable(self: SqlSessionStore, session_id: str) -> SessionState | None:
+    async def unreadable(self: SqlSessionStore, session_id: str) -> StoredSession | None:
         raise OSError("disk I/O error")
 
     monkeypatch.setattr(SqlSessionStore, "load", unreadable)
@@ -29,4 +28,4 @@ async def test_a_failed_step_logs_its_traceback_with_the_session(
     [failed] = [line for line in lines if line["event"] == "step_failed"]
     assert failed["session_id"] == "broken-1"
     assert failed["exception"].startswith("Traceback (most recent call last):")
-    assert "in run_step" in failed["exception"] and failed["exception"].endswith("OSError: disk I/O error")
+    assert "in submit" in failed["exception"] and failed["exception"].endswith("OSError: disk I/O error")

@@ -44,37 +44,47 @@ async def test_a_slow_model_gets_keep_alives_that_readers_skip(agent_runtime: Ru
             yield line
 
     events = [(event.event, orjson.loads(event.data)) async for event in iter_sse(lines())]
-    frames = [data for name, data in events if name == "message"]
+    frames = [data for name, data in events if name == "message" and data["type"] == "assistant_message"]
     assert "".join(frame["content"] for frame in frames) == "slow reply"
     assert events[-1] == ("done", {"status": "completed", "pending_call_ids": []})
 
 
-async def test_the_caller_leaving_mid_step_closes_the_request_to_llm_proxy_and_the_model(
-    agent_runtime: RunningAgentRuntime,
-) -> None:
+async def test_a_cancel_closes_the_request_to_llm_proxy_and_the_model(agent_runtime: RunningAgentRuntime) -> None:
     upstream = agent_runtime.upstream
     upstream.reply_text("word " * 400, chunk_size=5, chunk_delay=0.05)
     async with aiohttp.ClientSession() as http:
         response = await post_step(agent_runtime, http)
-        first = await response.content.readuntil(b"\n\n")
-        assert first.startswith(b"event: message")
-        left = time.monotonic()
-        response.close()
+        await response.content.readuntil(b'"type":"assistant_message"')
+        asked = time.monotonic()
+        status, accepted = await agent_runtime.input("s-stream", {"type": "cancel", "message_id": "m-1"})
+        raw = await response.read()
     await until(lambda: bool(upstream.closed_early))
-    assert upstream.closed_early[0] - left < 0.5, "the model server's request closes within moments"
+    assert status == 200 and accepted["status"] == "accepted"
+    assert upstream.closed_early[0] - asked < 0.5, "the model server's request closes within moments"
     assert upstream.streams_cut == 1
+    final = orjson.loads(raw.split(b"data: ")[-2].split(b"\n")[0])
+    assert final["is_final"] and final["stop_reason"] == "cancelled"
+    assert raw.endswith(b'event: done\ndata: {"status":"cancelled","pending_call_ids":[]}\n\n')
 
 
-async def test_the_session_is_free_again_after_the_caller_left(agent_runtime: RunningAgentRuntime) -> None:
+async def test_what_was_said_stays_after_a_cancel_and_the_next_message_works(
+    agent_runtime: RunningAgentRuntime,
+) -> None:
     agent_runtime.upstream.reply_text("word " * 400, chunk_size=5, chunk_delay=0.05)
     async with aiohttp.ClientSession() as http:
         response = await post_step(agent_runtime, http)
-        await response.content.readuntil(b"\n\n")
-        response.close()
-    await until(lambda: bool(agent_runtime.upstream.closed_early))
+        head = await response.content.readuntil(b"\n\n")
+        head += await response.content.readuntil(b"\n\n")
+        await agent_runtime.input("s-stream", {"type": "cancel"})
+        raw = head + await response.read()
+    shown = "".join(
+        orjson.loads(line[6:])["content"] for line in raw.splitlines() if line.startswith(b'data: {"type":"assis')
+    )
     agent_runtime.upstream.reply_text("second answer")
     again = await agent_runtime.send("s-stream", {"type": "user_message", "content": "again", "message_id": "m-2"})
     assert again.text == "second answer" and again.done == {"status": "completed", "pending_call_ids": []}
+    history = agent_runtime.upstream.requests[-1]["messages"]
+    assert shown.startswith("word") and history[-2] == {"role": "assistant", "content": shown}
 
 
 async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:

@@ -27,12 +27,22 @@ async def test_plain_answer_streams_as_deltas_then_a_final_frame(agent_runtime: 
     step = await agent_runtime.send("s-plain", user("hi", "m-1"))
 
     assert step.status == 200
-    deltas, final = step.frames[:-1], step.frames[-1]
+    ack, deltas, final = step.frames[0], step.frames[1:-1], step.frames[-1]
+    assert ack == {"type": "ack", "status": "received", "message_id": "m-1", "seq": 1}
+    assert [f["seq"] for f in step.frames] == list(range(1, len(step.frames) + 1))
     assert len(deltas) > 1
     assert all(f["type"] == "assistant_message" and not f["is_final"] for f in deltas)
     assert all(f["content"] == f["token"] and f["message_id"] == "m-1" for f in deltas)
     assert "".join(f["content"] for f in deltas) == "Hello there, how can I help?"
-    assert final == {"type": "assistant_message", "message_id": "m-1", "content": "", "token": "", "is_final": True}
+    assert final == {
+        "type": "assistant_message",
+        "message_id": "m-1",
+        "content": "",
+        "token": "",
+        "is_final": True,
+        "stop_reason": "completed",
+        "seq": len(step.frames),
+    }
     assert step.done == {"status": "completed", "pending_call_ids": []}
     sent = agent_runtime.upstream.requests[0]
     assert sent["model"] == "fake-model"

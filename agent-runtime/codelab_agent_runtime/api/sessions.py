@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from codelab_agent_runtime.models.api import SessionView
-from codelab_agent_runtime.services.agent import AgentService
+from codelab_agent_runtime.turns.runner import Turns
 from codelab_common.http_errors import error_response
 
 router = APIRouter(tags=["sessions"])
@@ -14,8 +14,8 @@ router = APIRouter(tags=["sessions"])
 
 @router.get("/agent/sessions/{session_id}", response_model=SessionView)
 async def get_session(session_id: str, request: Request) -> SessionView | Response:
-    agent: AgentService = request.app.state.agent
-    view = await agent.describe(session_id)
+    turns: Turns = request.app.state.turns
+    view = await turns.describe(session_id)
     if view is None:
         return error_response(404, f"no session {session_id!r}", "invalid_request_error", "INVALID_SESSION")
     return view

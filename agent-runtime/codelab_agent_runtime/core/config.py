@@ -40,16 +40,32 @@ class Settings(ServiceSettings):
         "executes (null: all of them); `codelab up` leaves out create_directory, git_diff, apply_patch and "
         "prompt_user for the embedded models, which otherwise pick them for the wrong jobs",
     )
-    pending_tool_timeout_s: float = Field(
-        default=150.0,
+    tool_timeout_s: float = Field(
+        default=120.0,
         gt=0,
-        description="After this, unanswered tool calls no longer block a new user message (the gateway's own "
-        "tool timeout is shorter; this is the safety net when the gateway died)",
+        description="How long a client may take to answer a tool_call before the model is told it timed out",
     )
     busy_wait_s: float = Field(
         default=5.0,
         ge=0,
-        description="How long a tool result waits for a running step of its session before BUSY",
+        description="How long a tool result or a cancel waits for a session that another input holds for a moment",
+    )
+    lease_ttl_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A step holds its session's lease this long between renewals (every third of it, at most every "
+        "second); a session whose holder died is taken over and its turn closed with AGENT_DOWN after it",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Publish every session's events on Redis so a follower on any instance gets them at once "
+        "(needed when several agent-runtimes share one database)",
+    )
+    redis_channel_prefix: str = "codelab:"
+    follow_poll_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="A follower with nothing new reads the database this often anyway (a missed Redis message)",
     )
     workspace_context: bool = Field(
         default=True,

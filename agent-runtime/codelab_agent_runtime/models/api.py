@@ -24,5 +24,7 @@ class SessionView(BaseModel):
     pending_calls: list[PendingCallView]
     turn_message_id: str | None
     step_count: int
+    last_seq: int
+    """The seq of the session's last logged frame."""
     created_at: float
     updated_at: float

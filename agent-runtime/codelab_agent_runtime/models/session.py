@@ -11,7 +11,12 @@ from pydantic import BaseModel, Field
 
 class SessionStatus(StrEnum):
     IDLE = "idle"
+    RUNNING = "running"
+    """A step of the turn runs: the model is called, or the turn is being closed."""
     AWAITING_TOOL_RESULTS = "awaiting_tool_results"
+
+
+ANSWERED_CALLS_KEPT = 256
 
 
 class PendingCall(BaseModel):
@@ -53,12 +58,23 @@ class SessionState(BaseModel):
     """Answers of this turn that wrote a tool call or result as text and were sent back to the model."""
     retries: int = 0
     """Answers of this turn given right after a failed change and sent back to the model to try again."""
+    running: bool = False
+    """A step of the turn runs (the instance holding the session's lease drives it)."""
+    turn_start_seq: int = 0
+    """The seq of the turn's first frame, so a client that connects mid-turn can be shown the turn from there."""
+    answered: list[str] = Field(default_factory=list)
+    """Ids of the latest calls that got their result, so a result sent twice is acknowledged and not applied again."""
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
 
     @property
     def status(self) -> SessionStatus:
+        if self.running:
+            return SessionStatus.RUNNING
         return SessionStatus.AWAITING_TOOL_RESULTS if self.awaiting() else SessionStatus.IDLE
+
+    def mark_answered(self, call_id: str) -> None:
+        self.answered = [*self.answered[-(ANSWERED_CALLS_KEPT - 1) :], call_id]
 
     def awaiting(self) -> list[PendingCall]:
         """The forwarded calls still without a result."""

@@ -27,6 +27,7 @@ class TurnOutcome(StrEnum):
     STEP_LIMIT = "step_limit"
     MODEL_ERROR = "model_error"
     ERROR = "error"
+    CANCELLED = "cancelled"
 
     @classmethod
     def of(cls, status: StepStatus | None, error: ErrorCode | None) -> TurnOutcome | None:

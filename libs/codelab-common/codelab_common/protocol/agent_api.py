@@ -1,16 +1,34 @@
-"""The agent-runtime's HTTP API: `POST /agent/message/stream` and the Server-Sent Events it answers with."""
+"""agent-runtime's HTTP API: inputs to a session, the session's event stream, and the seed's one-step stream.
+
+- `POST /agent/sessions/{id}/input` takes what a client sent (`AgentRequest`) and answers at once with
+  `InputAccepted`, or an error envelope whose `code` is the client's error code (BUSY, UNKNOWN_CALL_ID, ...).
+- `GET /agent/sessions/{id}/events?after=N` streams the session's frames after seq N as SSE (`id:` the seq,
+  `event: message`, `data:` the frame's JSON, which carries `seq` too), then the live ones, until the caller leaves.
+  Without `after`, it starts at the running turn's first frame (or at the end when no turn runs).
+- `POST /agent/message/stream` (the seed's): one step as SSE, `message` events then one `done`.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from codelab_common.protocol.frames import SESSION_ID_PATTERN, InboundFrame
+from codelab_common.protocol.frames import SESSION_ID_PATTERN, TurnInput
 
 MESSAGE_EVENT = "message"
 DONE_EVENT = "done"
+
+
+def input_path(session_id: str) -> str:
+    return f"/agent/sessions/{session_id}/input"
+
+
+def events_path(session_id: str) -> str:
+    return f"/agent/sessions/{session_id}/events"
+
+
 TOOL_TIMEOUT_ERROR = "tool timed out after"
 """How the `error` of the `tool_result` the gateway sends for a call the client did not answer in time begins."""
 
@@ -20,7 +38,7 @@ def tool_timeout_error(seconds: str) -> str:
 
 
 class AgentRequest(BaseModel):
-    """One step of a session: a user message that starts a turn, or a tool result that continues it.
+    """One input to a session: a user message that starts a turn, a tool result that continues it, or a cancel.
 
     `tools` names the tools the connected client executes; the model is offered only those (None: all).
     The seed's flat body `{"session_id", "type", "content"}` is accepted too.
@@ -29,7 +47,7 @@ class AgentRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     session_id: str = Field(pattern=SESSION_ID_PATTERN)
-    message: InboundFrame
+    message: TurnInput
     tools: list[str] | None = None
 
     @model_validator(mode="before")
@@ -45,6 +63,16 @@ class StepStatus(StrEnum):
     COMPLETED = "completed"
     AWAITING_TOOL_RESULTS = "awaiting_tool_results"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class InputAccepted(BaseModel):
+    """agent-runtime took the input. `after_seq`: the session's last seq before it, so the frames it causes are the
+    ones after that. `duplicate`: a tool_result for a call already answered, acknowledged and not applied again."""
+
+    status: Literal["accepted", "duplicate"] = "accepted"
+    after_seq: int
+    message_id: str | None = None
 
 
 class StepDone(BaseModel):

@@ -54,18 +54,48 @@ class ToolResult(_InboundFrame):
     error: str | None = None
 
 
-InboundFrame = Annotated[UserMessage | ToolResult, Field(discriminator="type")]
-INBOUND_FRAME_TYPES: tuple[str, ...] = ("user_message", "tool_result")
-inbound_frame_adapter: TypeAdapter[UserMessage | ToolResult] = TypeAdapter(InboundFrame)
+class Cancel(_InboundFrame):
+    """Stop the running turn (`message_id`, when given, must name it); the turn ends with `stop_reason: cancelled`."""
+
+    type: Literal["cancel"] = "cancel"
+    message_id: str | None = Field(default=None, max_length=128)
 
 
-class Ack(BaseModel):
+class Resume(_InboundFrame):
+    """Send again every frame of the session after `last_seq`, then the live stream (the gateway answers it)."""
+
+    type: Literal["resume"] = "resume"
+    last_seq: int = Field(ge=0)
+
+
+TurnInput = Annotated[UserMessage | ToolResult | Cancel, Field(discriminator="type")]
+"""What a client sends that agent-runtime acts on."""
+InboundFrame = Annotated[UserMessage | ToolResult | Cancel | Resume, Field(discriminator="type")]
+INBOUND_FRAME_TYPES: tuple[str, ...] = ("user_message", "tool_result", "cancel", "resume")
+inbound_frame_adapter: TypeAdapter[UserMessage | ToolResult | Cancel | Resume] = TypeAdapter(InboundFrame)
+
+
+class StopReason(StrEnum):
+    """Why a turn ended, on its final `assistant_message`."""
+
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+class _OutboundFrame(BaseModel):
+    seq: int | None = None
+    """The frame's place in the session's event log (1, 2, ...); a client resumes after the last one it holds.
+    Frames the gateway writes about the connection itself (a refused frame, BUSY) have none and are not replayed."""
+
+
+class Ack(_OutboundFrame):
     type: Literal["ack"] = "ack"
     status: Literal["received"] = "received"
     message_id: str
 
 
-class AssistantMessage(BaseModel):
+class AssistantMessage(_OutboundFrame):
     """A piece of the assistant's answer.
 
     On the streaming path each frame is a delta (`content` and `token` carry the same text) and the turn closes
@@ -77,9 +107,11 @@ class AssistantMessage(BaseModel):
     content: str
     token: str
     is_final: bool = False
+    stop_reason: StopReason | None = None
+    """On the frame that ends a turn (is_final true on the streaming path)."""
 
 
-class ToolCall(BaseModel):
+class ToolCall(_OutboundFrame):
     type: Literal["tool_call"] = "tool_call"
     call_id: str
     tool_name: str
@@ -90,7 +122,7 @@ class ToolCall(BaseModel):
     """Always true, as the seed sends it: a tool call is never continued by a later frame."""
 
 
-class ErrorFrame(BaseModel):
+class ErrorFrame(_OutboundFrame):
     type: Literal["error"] = "error"
     code: ErrorCode
     content: str

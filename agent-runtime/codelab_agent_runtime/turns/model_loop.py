@@ -1,7 +1,9 @@
-"""One turn's model calls: gather the context, stream a reply, hand its tool calls to the client, or finish.
+"""One step of a turn: gather the context, stream a reply, hand its tool calls to the client, or finish.
 
-State is saved before any frame that lets the client act (tool calls, the end of the turn), so a result that
-comes back at once, or a restart of the service, finds the session as the client saw it.
+A step yields the frames it writes and, last, a `StepEnd`; it changes the session's state in memory and the runner
+saves that state with the step's last frames in one write, so a result that comes back at once, or a restart of the
+service, finds the session as the client saw it. Text the user was shown goes into the history also when the model
+stream fails or the turn is cancelled mid-answer.
 
 Guards that keep a small model's turn going instead of ending it:
 - a call with an unknown tool or arguments that do not fit the schema is not sent to the client; the model gets
@@ -28,15 +30,16 @@ import structlog
 
 from codelab_agent_runtime.core.config import Settings
 from codelab_agent_runtime.models.session import PendingCall, SessionState
-from codelab_agent_runtime.services import answer_checks, sse_frames, tool_messages, workspace_context
+from codelab_agent_runtime.services import answer_checks, tool_messages, workspace_context
 from codelab_agent_runtime.services.context_window import build_messages
 from codelab_agent_runtime.services.llm_client import LLMClient, LLMError, ModelReply, ToolCallDraft
 from codelab_agent_runtime.services.prompt import system_prompt
-from codelab_agent_runtime.services.session_store import SessionStore
 from codelab_agent_runtime.services.tool_catalog import Toolset
 from codelab_agent_runtime.services.tool_records import RecordFinder, call_written_as_text
+from codelab_agent_runtime.turns import frames
+from codelab_agent_runtime.turns.frames import Frame, StepEnd
 from codelab_common import tracing
-from codelab_common.protocol import ErrorCode, StepStatus, ToolCall
+from codelab_common.protocol import ErrorCode, StepStatus, StopReason, ToolCall
 
 log = structlog.get_logger(__name__)
 
@@ -50,12 +53,11 @@ PARAGRAPH = "\n\n"
 
 
 class ModelLoop:
-    def __init__(self, settings: Settings, store: SessionStore, llm: LLMClient) -> None:
+    def __init__(self, settings: Settings, llm: LLMClient) -> None:
         self._settings = settings
-        self._store = store
         self._llm = llm
 
-    async def start(self, state: SessionState, toolset: Toolset, request: str) -> AsyncIterator[bytes]:
+    async def start(self, state: SessionState, toolset: Toolset, request: str) -> AsyncIterator[Frame | StepEnd]:
         """Begin the turn just started on `state`: ask the client for its context, or call the model at once."""
         # Only a client that named the tools it executes surely runs them; a bare client (the seed's example) would
         # leave the turn waiting for the context's results until the tool timeout.
@@ -74,7 +76,7 @@ class ModelLoop:
         async for event in self.advance(state, toolset):
             yield event
 
-    async def resume(self, state: SessionState, toolset: Toolset) -> AsyncIterator[bytes]:
+    async def resume(self, state: SessionState, toolset: Toolset) -> AsyncIterator[Frame | StepEnd]:
         """Go on once every pending call has its result."""
         if state.gathering_context:
             first_round = not state.context_pieces
@@ -100,8 +102,8 @@ class ModelLoop:
         async for event in self.advance(state, toolset):
             yield event
 
-    async def advance(self, state: SessionState, toolset: Toolset) -> AsyncIterator[bytes]:
-        """Call the model until it asks the client for tools or answers; yields SSE events, `done` last."""
+    async def advance(self, state: SessionState, toolset: Toolset) -> AsyncIterator[Frame | StepEnd]:
+        """Call the model until it asks the client for tools or answers; yields frames, a `StepEnd` last."""
         message_id = state.turn_message_id or new_id("msg")
         records = _record_finder(toolset.names)
         while True:
@@ -123,16 +125,21 @@ class ModelLoop:
                 async for token in stream:
                     visible = shown.take(token)
                     if visible:
-                        yield sse_frames.delta_event(message_id, visible)
+                        yield frames.delta(message_id, visible)
                 rest = shown.rest()
                 if rest:
-                    yield sse_frames.delta_event(message_id, rest)
+                    yield frames.delta(message_id, rest)
             except LLMError as exc:
                 log.warning("model_call_failed", session_id=state.session_id, step=state.step_count, error=str(exc))
-                await self._store.save(state)
-                yield sse_frames.error_event(ErrorCode.LLM_ERROR, f"The model failed: {exc}", message_id=message_id)
-                yield sse_frames.done_event(StepStatus.FAILED)
+                _keep_shown(state, shown.shown, "(the model failed before answering)")
+                yield frames.error(ErrorCode.LLM_ERROR, f"The model failed: {exc}", message_id=message_id)
+                yield frames.final(message_id, StopReason.ERROR)
+                yield StepEnd(StepStatus.FAILED, error_code=ErrorCode.LLM_ERROR)
                 return
+            except BaseException:
+                # Cancelled by the user, or the step failed: what the user saw of this answer stays in the history.
+                _keep_shown(state, shown.shown, None)
+                raise
             drafts = [] if answer_only else reply.tool_calls()
             log.info(
                 "model_call",
@@ -148,7 +155,7 @@ class ModelLoop:
                     state.corrections += 1
                     if shown.text.strip():
                         state.messages.append({"role": "assistant", "content": shown.text})
-                        yield sse_frames.delta_event(message_id, PARAGRAPH)
+                        yield frames.delta(message_id, PARAGRAPH)
                     correction = _correction(reply.content[shown.record_at :], toolset)
                     state.messages.append({"role": "user", "content": correction})
                     log.info("tool_record_in_answer", session_id=state.session_id, step=state.step_count)
@@ -160,18 +167,17 @@ class ModelLoop:
                     state.retries += 1
                     if shown.text.strip():
                         state.messages.append({"role": "assistant", "content": shown.text})
-                        yield sse_frames.delta_event(message_id, PARAGRAPH)
+                        yield frames.delta(message_id, PARAGRAPH)
                     state.messages.append({"role": "user", "content": unfinished})
                     log.info("answer_sent_back", session_id=state.session_id, step=state.step_count)
                     continue
                 answer = shown.text
                 if not answer.strip():
                     answer = NO_ANSWER if shown.record_at is not None else EMPTY_ANSWER
-                    yield sse_frames.delta_event(message_id, answer)
+                    yield frames.delta(message_id, answer)
                 state.messages.append({"role": "assistant", "content": answer})
-                await self._store.save(state)
-                yield sse_frames.final_event(message_id)
-                yield sse_frames.done_event(StepStatus.COMPLETED)
+                yield frames.final(message_id)
+                yield StepEnd(StepStatus.COMPLETED)
                 return
             taken = {m["tool_call_id"] for m in state.messages if m.get("role") == "tool"}
             calls = self._triage(drafts, toolset, taken)
@@ -205,12 +211,11 @@ class ModelLoop:
 
     async def _send_calls(
         self, state: SessionState, calls: list[PendingCall], toolset: Toolset
-    ) -> AsyncIterator[bytes]:
-        """Save the session, send each call to the client, and end the step waiting for their results."""
+    ) -> AsyncIterator[Frame | StepEnd]:
+        """Send each call to the client, and end the step waiting for their results."""
         message_id = state.turn_message_id or new_id("msg")
         for call in calls:
             call.traceparent = tracing.traceparent()
-        await self._store.save(state)
         for call in calls:
             spec = toolset.lookup(call.name)
             frame = ToolCall(
@@ -220,19 +225,18 @@ class ModelLoop:
                 requires_approval=spec is not None and toolset.requires_approval(spec),
                 message_id=message_id,
             )
-            yield sse_frames.frame_event(frame)
-        yield sse_frames.done_event(StepStatus.AWAITING_TOOL_RESULTS, [call.call_id for call in calls])
+            yield frames.of_model(frame)
+        yield StepEnd(StepStatus.AWAITING_TOOL_RESULTS, [call.call_id for call in calls])
 
-    async def _stop_at_step_limit(self, state: SessionState, message_id: str) -> AsyncIterator[bytes]:
+    async def _stop_at_step_limit(self, state: SessionState, message_id: str) -> AsyncIterator[Frame | StepEnd]:
         limit = self._settings.max_steps
         note = f"I stopped: this request needed more than {limit} model steps."
         state.messages.append({"role": "assistant", "content": note})
-        await self._store.save(state)
         log.warning("step_limit", session_id=state.session_id, max_steps=limit)
-        yield sse_frames.error_event(ErrorCode.STEP_LIMIT, note, message_id=message_id)
-        yield sse_frames.delta_event(message_id, note)
-        yield sse_frames.final_event(message_id)
-        yield sse_frames.done_event(StepStatus.FAILED)
+        yield frames.error(ErrorCode.STEP_LIMIT, note, message_id=message_id)
+        yield frames.delta(message_id, note)
+        yield frames.final(message_id, StopReason.ERROR)
+        yield StepEnd(StepStatus.FAILED, error_code=ErrorCode.STEP_LIMIT)
 
     def _triage(self, drafts: list[ToolCallDraft], toolset: Toolset, taken: set[str]) -> list[PendingCall]:
         """Every call of the reply as a PendingCall; those the client must not run carry their error already."""
@@ -290,6 +294,11 @@ class _VisibleText:
     @property
     def text(self) -> str:
         return self._text if self.record_at is None else self._text[: self.record_at]
+
+    @property
+    def shown(self) -> str:
+        """What the user has been sent of this reply so far."""
+        return self._text[: self._sent]
 
     def _safe_end(self) -> int:
         opening = max(self._text.rfind("{", self._sent), self._text.rfind("<", self._sent))
@@ -418,6 +427,13 @@ def _assistant_with_calls(content: str, calls: list[PendingCall]) -> dict[str, A
             for call in calls
         ],
     }
+
+
+def _keep_shown(state: SessionState, shown: str, otherwise: str | None) -> None:
+    """End the history with what the user saw of the reply the model was writing (or `otherwise` when nothing)."""
+    text = shown if shown.strip() else otherwise
+    if text is not None:
+        state.messages.append({"role": "assistant", "content": text})
 
 
 def new_id(prefix: str) -> str:

@@ -1,0 +1,65 @@
+"""The database behind the store: an async engine for the URL (SQLite by default, PostgreSQL through asyncpg) and
+its schema brought to the newest migration at start.
+
+A database made before migrations existed (the sessions table and no `alembic_version`) is stamped with the first
+revision, so the next ones upgrade it in place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event, inspect
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+FIRST_REVISION = "0001"
+
+
+def create_engine(database_url: str) -> AsyncEngine:
+    url = make_url(database_url)
+    is_sqlite = url.get_backend_name() == "sqlite"
+    if is_sqlite and url.database and url.database != ":memory:":
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, json_serializer=_json_dumps, json_deserializer=orjson.loads, **_pool(url))
+    if is_sqlite:
+        event.listen(engine.sync_engine, "connect", _tune_sqlite)
+    return engine
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade)
+
+
+def _upgrade(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    tables = inspect(connection).get_table_names()
+    if "agent_sessions" in tables and "alembic_version" not in tables:
+        command.stamp(config, FIRST_REVISION)
+    command.upgrade(config, "head")
+
+
+def _pool(url: URL) -> dict[str, Any]:
+    return {} if url.get_backend_name() == "sqlite" else {"pool_size": 10, "max_overflow": 20}
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _tune_sqlite(dbapi_connection: Any, _: Any) -> None:
+    """WAL lets readers (event followers, GET /agent/sessions) run beside a writer; busy_timeout rides out short
+    write locks; NORMAL sync is durable across a crash of the process (not of the machine) and much cheaper."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

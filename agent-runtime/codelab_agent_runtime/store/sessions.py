@@ -1,0 +1,243 @@
+"""Sessions and their event logs in SQL, with the lease that lets exactly one instance drive a session's turn.
+
+A session's row holds its state (one JSON document: history and the turn in progress), the end of its event log
+(`last_seq`), and its lease. To change a session an instance first takes the lease, which hands it a new
+`lease_token` (the fencing token). Every later write names that token and the `last_seq` it expects, in one
+conditional UPDATE in the same transaction as the events it appends, so an instance that lost the lease (paused,
+cut off, its lease expired and taken) can no longer write: its UPDATE matches no row and it gets `LeaseLost`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from codelab_agent_runtime.models.session import SessionState
+from codelab_agent_runtime.store.database import create_engine, migrate
+from codelab_agent_runtime.store.schema import events_table, sessions_table
+
+Event = tuple[int, str]
+"""One logged frame: its seq and its JSON text (which carries the same seq)."""
+
+
+class LeaseLost(Exception):
+    """The session's lease was taken by another holder (or expired and was taken); nothing was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    session_id: str
+    token: int
+
+
+@dataclass(slots=True)
+class StoredSession:
+    state: SessionState
+    last_seq: int
+    state_seq: int
+    lease_owner: str | None
+    lease_until: float | None
+    cancel_requested: bool
+
+
+class SqlSessionStore:
+    def __init__(self, database_url: str) -> None:
+        self._url = database_url
+        self._engine: AsyncEngine | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("the session store is not started")
+        return self._engine
+
+    async def start(self) -> None:
+        """Connect and bring the schema to the newest migration."""
+        engine = create_engine(self._url)
+        await migrate(engine)
+        self._engine = engine
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(select(1))
+
+    # --- reading ---------------------------------------------------------------------------------------------------
+
+    async def load(self, session_id: str) -> StoredSession | None:
+        columns = sessions_table.c
+        query = select(
+            columns.state,
+            columns.last_seq,
+            columns.state_seq,
+            columns.lease_owner,
+            columns.lease_until,
+            columns.cancel_requested,
+        ).where(columns.session_id == session_id)
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        if row is None:
+            return None
+        return StoredSession(
+            state=SessionState.model_validate(row.state) if row.state else SessionState(session_id=session_id),
+            last_seq=row.last_seq,
+            state_seq=row.state_seq,
+            lease_owner=row.lease_owner,
+            lease_until=row.lease_until,
+            cancel_requested=bool(row.cancel_requested),
+        )
+
+    async def events_after(self, session_id: str, after: int, limit: int = 500) -> list[Event]:
+        columns = events_table.c
+        query = (
+            select(columns.seq, columns.frame)
+            .where(columns.session_id == session_id, columns.seq > after)
+            .order_by(columns.seq)
+            .limit(limit)
+        )
+        async with self.engine.connect() as connection:
+            return [(row.seq, row.frame) for row in await connection.execute(query)]
+
+    async def due(self, now: float) -> tuple[list[str], list[str]]:
+        """Sessions whose tool calls are overdue (and no one holds them), and sessions whose lease expired."""
+        columns = sessions_table.c
+        free = or_(columns.lease_owner.is_(None), columns.lease_until < now)
+        overdue = select(columns.session_id).where(columns.deadline < now, free).limit(100)
+        orphaned = select(columns.session_id).where(columns.lease_owner.is_not(None), columns.lease_until < now)
+        async with self.engine.connect() as connection:
+            timed_out = [row.session_id for row in await connection.execute(overdue)]
+            stale = [row.session_id for row in await connection.execute(orphaned.limit(100))]
+        return timed_out, stale
+
+    # --- the lease -------------------------------------------------------------------------------------------------
+
+    async def acquire(self, session_id: str, owner: str, ttl_s: float) -> Lease | None:
+        """Take the session's lease if no one holds it (or the holder's expired); None when someone does."""
+        now = time.time()
+        columns = sessions_table.c
+        async with self.engine.begin() as connection:
+            try:
+                async with connection.begin_nested():
+                    await connection.execute(insert(sessions_table).values(session_id=session_id, **_new_row(now)))
+            except IntegrityError:
+                pass  # the row exists
+            taken = await connection.execute(
+                update(sessions_table)
+                .where(
+                    columns.session_id == session_id,
+                    or_(columns.lease_owner.is_(None), columns.lease_until < now),
+                )
+                .values(
+                    lease_owner=owner,
+                    lease_until=now + ttl_s,
+                    lease_token=columns.lease_token + 1,
+                    cancel_requested=False,
+                )
+                .returning(columns.lease_token)
+            )
+            token = taken.scalar_one_or_none()
+        return None if token is None else Lease(session_id, token)
+
+    async def renew(self, lease: Lease, ttl_s: float) -> bool:
+        """Extend the lease; False when it was lost. Also answers whether a cancel was requested meanwhile."""
+        columns = sessions_table.c
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(sessions_table)
+                .where(columns.session_id == lease.session_id, columns.lease_token == lease.token)
+                .values(lease_until=time.time() + ttl_s)
+                .returning(columns.cancel_requested)
+            )
+            row = result.first()
+        if row is None:
+            raise LeaseLost(lease.session_id)
+        return bool(row.cancel_requested)
+
+    async def release(self, lease: Lease) -> None:
+        columns = sessions_table.c
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(sessions_table)
+                .where(columns.session_id == lease.session_id, columns.lease_token == lease.token)
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    async def request_cancel(self, session_id: str) -> bool:
+        """Ask the instance driving the session's turn to cancel it; False when no one drives it."""
+        columns = sessions_table.c
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(sessions_table)
+                .where(columns.session_id == session_id, columns.lease_owner.is_not(None))
+                .values(cancel_requested=True)
+            )
+        return bool(result.rowcount)
+
+    # --- writing ---------------------------------------------------------------------------------------------------
+
+    async def append(
+        self,
+        lease: Lease,
+        expected_seq: int,
+        events: Sequence[Event],
+        *,
+        state: SessionState | None = None,
+        deadline: float | None = None,
+        release: bool = False,
+    ) -> None:
+        """Append `events` (seq expected_seq+1, ...) and, when given, the new state, in one transaction fenced by
+        the lease; `release` lets go of the lease in the same write."""
+        columns = sessions_table.c
+        last_seq = events[-1][0] if events else expected_seq
+        values: dict[str, Any] = {"last_seq": last_seq}
+        if state is not None:
+            state.updated_at = time.time()
+            values |= {
+                "state": state.model_dump(mode="json"),
+                "state_seq": last_seq,
+                "updated_at": datetime.fromtimestamp(state.updated_at, UTC),
+                "deadline": deadline,
+            }
+        if release:
+            values |= {"lease_owner": None, "lease_until": None}
+        fenced = and_(
+            columns.session_id == lease.session_id,
+            columns.lease_token == lease.token,
+            columns.last_seq == expected_seq,
+            columns.lease_owner.is_not(None),
+        )
+        async with self.engine.begin() as connection:
+            updated = await connection.execute(update(sessions_table).where(fenced).values(**values))
+            if updated.rowcount != 1:
+                raise LeaseLost(lease.session_id)
+            if events:
+                rows = [{"session_id": lease.session_id, "seq": seq, "frame": text} for seq, text in events]
+                await connection.execute(insert(events_table), rows)
+
+    async def delete(self, session_id: str) -> bool:
+        async with self.engine.begin() as connection:
+            await connection.execute(delete(events_table).where(events_table.c.session_id == session_id))
+            gone = await connection.execute(delete(sessions_table).where(sessions_table.c.session_id == session_id))
+        return bool(gone.rowcount)
+
+
+def _new_row(now: float) -> dict[str, Any]:
+    return {
+        "state": {},
+        "updated_at": datetime.fromtimestamp(now, UTC),
+        "last_seq": 0,
+        "state_seq": 0,
+        "lease_token": 0,
+        "cancel_requested": False,
+    }

@@ -1,0 +1,544 @@
+"""Sessions and their turns: every input a client sends, and the steps it starts, decided here and only here.
+
+An input (a user message, a tool result, a cancel) takes the session's lease, changes the session and answers at
+once; when there is model work to do it starts a step as a task of its own, which keeps the lease until the step
+has written its last frame. A step ends when the turn ends (its final frame) or when it waits for tool results;
+then the lease is let go in the same write, so the next input, on this instance or another, finds the session free
+and as the client saw it.
+
+Each instance also sweeps for two kinds of sessions: tool calls unanswered past `tool_timeout_s` (the model is told,
+the turn goes on), and sessions whose lease expired while a step ran (its instance died or hung): their turn is
+closed with AGENT_DOWN, what the user was shown kept in the history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import orjson
+import structlog
+
+from codelab_agent_runtime.core.config import Settings
+from codelab_agent_runtime.models.api import PendingCallView, SessionView
+from codelab_agent_runtime.models.session import PendingCall, SessionState
+from codelab_agent_runtime.services import tool_messages
+from codelab_agent_runtime.services.llm_client import LLMClient
+from codelab_agent_runtime.services.metrics import AgentMetrics, ToolOutcome, TurnOutcome
+from codelab_agent_runtime.services.tool_catalog import ToolCatalog
+from codelab_agent_runtime.store.sessions import Lease, LeaseLost, SqlSessionStore, StoredSession
+from codelab_agent_runtime.turns import frames
+from codelab_agent_runtime.turns.feed import Feeds
+from codelab_agent_runtime.turns.frames import Frame, StepEnd
+from codelab_agent_runtime.turns.model_loop import ModelLoop, new_id
+from codelab_agent_runtime.turns.writer import EventWriter
+from codelab_common import tracing
+from codelab_common.protocol import (
+    Ack,
+    AgentRequest,
+    Cancel,
+    ErrorCode,
+    InputAccepted,
+    StepDone,
+    StepStatus,
+    StopReason,
+    ToolResult,
+    UserMessage,
+)
+from codelab_common.protocol.agent_api import tool_timeout_error
+
+log = structlog.get_logger(__name__)
+
+CANCELLED_RESULT = "the user cancelled the turn before this call ran"
+CANCELLED_ANSWER = "(cancelled by the user)"
+ORPHANED_ANSWER = "(the answer was cut: agent-runtime stopped)"
+
+
+class InputRefused(Exception):
+    """The input was not taken; `code` is the client's error code."""
+
+    def __init__(self, code: ErrorCode, message: str, *, call_id: str | None = None, pending: list[str] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.call_id = call_id
+        self.pending = pending or []
+
+
+@dataclass(slots=True)
+class StepOutcome:
+    done: StepDone
+    last_seq: int
+
+
+@dataclass(slots=True)
+class Submission:
+    accepted: InputAccepted
+    step: asyncio.Future[StepOutcome] | None = None
+    """The step the input started, resolved once its last frame is written (None: no step started)."""
+    pending: list[str] = field(default_factory=list)
+
+
+class _StopReason(StrEnum):
+    USER = "user"
+    LEASE_LOST = "lease_lost"
+
+
+@dataclass(slots=True)
+class _Step:
+    message_id: str
+    task: asyncio.Task[None] | None = None
+    outcome: asyncio.Future[StepOutcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    stopped: _StopReason | None = None
+
+    def stop(self, why: _StopReason) -> None:
+        if self.task is not None and not self.task.done() and self.stopped is None:
+            self.stopped = why
+            self.task.cancel()
+
+
+class Turns:
+    def __init__(
+        self, settings: Settings, store: SqlSessionStore, feeds: Feeds, llm: LLMClient, metrics: AgentMetrics
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._feeds = feeds
+        self._metrics = metrics
+        self._catalog = ToolCatalog(settings.approval_required, settings.model_tools)
+        self._loop = ModelLoop(settings, llm)
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._steps: dict[str, _Step] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="agent-runtime-sweeper")
+
+    async def close(self) -> None:
+        """Stop sweeping and stop the steps running here without writing; their leases expire and the turns are
+        closed by whichever instance sweeps first (this one, restarted, or another)."""
+        tasks = [step.task for step in self._steps.values() if step.task is not None]
+        if self._sweeper is not None:
+            tasks.append(self._sweeper)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # --- inputs ----------------------------------------------------------------------------------------------------
+
+    async def submit(self, request: AgentRequest) -> Submission:
+        """Take one input; raises InputRefused when the session cannot take it now."""
+        message, session_id = request.message, request.session_id
+        if isinstance(message, Cancel):
+            return await self._cancel(session_id, message)
+        waits = isinstance(message, ToolResult)
+        lease = await self._take(session_id, self._settings.busy_wait_s if waits else 0.0)
+        if lease is None:
+            if isinstance(message, ToolResult) and await self._answered(session_id, message.call_id):
+                return Submission(InputAccepted(status="duplicate", after_seq=0))
+            raise InputRefused(ErrorCode.BUSY, "The agent is still working on this session; wait for its answer.")
+        started = False
+        try:
+            stored = await self._stored(lease)
+            if isinstance(message, UserMessage):
+                submission = await self._start_turn(lease, stored, message, request.tools)
+            else:
+                submission = await self._take_result(lease, stored, message)
+            started = submission.step is not None
+            return submission
+        finally:
+            if not started:
+                await self._let_go(lease)
+
+    async def _start_turn(
+        self, lease: Lease, stored: StoredSession, message: UserMessage, tools: list[str] | None
+    ) -> Submission:
+        state = stored.state
+        if state.running:
+            stored = await self._close_orphaned(lease, stored)
+            state = stored.state
+        awaiting = state.awaiting()
+        if awaiting:
+            ids = [call.call_id for call in awaiting]
+            raise InputRefused(
+                ErrorCode.BUSY,
+                f"The agent is waiting for the results of tool calls {', '.join(ids)}; send them first, or cancel "
+                "the turn.",
+                pending=ids,
+            )
+        message_id = message.message_id or new_id("msg")
+        writer = EventWriter(self._store, self._feeds, lease, stored.last_seq)
+        state.start_turn(message_id, message.content, tools)
+        state.running = True
+        state.turn_start_seq = writer.last_seq + 1
+        writer.append(frames.of_model(Ack(message_id=message_id)))
+        await writer.commit(state)
+        steps = self._loop.start(state, self._catalog.select(tools), message.content)
+        return self._spawn(writer, state, steps, stored.last_seq)
+
+    async def _take_result(self, lease: Lease, stored: StoredSession, result: ToolResult) -> Submission:
+        state = stored.state
+        if state.running:
+            stored = await self._close_orphaned(lease, stored)
+            state = stored.state
+        call = state.find_awaiting(result.call_id)
+        if call is None:
+            if result.call_id in state.answered:
+                return Submission(InputAccepted(status="duplicate", after_seq=stored.last_seq))
+            raise InputRefused(
+                ErrorCode.UNKNOWN_CALL_ID,
+                f"No tool call {result.call_id} is waiting for a result in this session.",
+                call_id=result.call_id,
+                pending=[c.call_id for c in state.awaiting()],
+            )
+        self._result_arrived(state, call, result)
+        self._record(call, result.result, result.error)
+        state.mark_answered(call.call_id)
+        writer = EventWriter(self._store, self._feeds, lease, stored.last_seq)
+        accepted = InputAccepted(after_seq=stored.last_seq, message_id=state.turn_message_id)
+        awaiting = state.awaiting()
+        if awaiting:
+            await writer.commit(state, deadline=self._deadline(state), release=True)
+            return Submission(accepted, pending=[c.call_id for c in awaiting])
+        return await self._continue(writer, state, stored.last_seq)
+
+    async def _continue(self, writer: EventWriter, state: SessionState, after_seq: int) -> Submission:
+        """Every pending call has its result: run the next step of the turn."""
+        state.running = True
+        await writer.commit(state)
+        steps = self._loop.resume(state, self._catalog.select(state.turn_tools))
+        return self._spawn(writer, state, steps, after_seq)
+
+    async def _cancel(self, session_id: str, cancel: Cancel) -> Submission:
+        step = self._steps.get(session_id)
+        if step is not None:
+            if cancel.message_id in (None, step.message_id):
+                step.stop(_StopReason.USER)
+            return Submission(InputAccepted(after_seq=0, message_id=step.message_id), step.outcome)
+        lease = await self._take(session_id, self._settings.busy_wait_s)
+        if lease is None:
+            await self._store.request_cancel(session_id)  # the instance driving the step sees it within a second
+            return Submission(InputAccepted(after_seq=0))
+        try:
+            stored = await self._stored(lease)
+            state = stored.state
+            accepted = InputAccepted(after_seq=stored.last_seq, message_id=state.turn_message_id)
+            wanted = cancel.message_id in (None, state.turn_message_id)
+            if state.running:
+                await self._close_orphaned(lease, stored)
+            elif state.pending and wanted:
+                writer = EventWriter(self._store, self._feeds, lease, stored.last_seq)
+                await self._end_cancelled(writer, state)
+                self._metrics.turn_ended(TurnOutcome.CANCELLED, state.step_count)
+            return Submission(accepted)
+        finally:
+            await self._let_go(lease)
+
+    # --- steps -----------------------------------------------------------------------------------------------------
+
+    def _spawn(
+        self, writer: EventWriter, state: SessionState, steps: AsyncIterator[Frame | StepEnd], after_seq: int
+    ) -> Submission:
+        message_id = state.turn_message_id or ""
+        step = _Step(message_id)
+        step.task = asyncio.create_task(self._drive(step, writer, state, steps), name=f"step-{state.session_id}")
+        self._steps[state.session_id] = step
+        return Submission(InputAccepted(after_seq=after_seq, message_id=message_id), step.outcome)
+
+    async def _drive(
+        self, step: _Step, writer: EventWriter, state: SessionState, steps: AsyncIterator[Frame | StepEnd]
+    ) -> None:
+        keeper = asyncio.create_task(self._keep_lease(step, writer.lease))
+        end = StepEnd(StepStatus.FAILED, error_code=ErrorCode.INTERNAL)
+        try:
+            async for item in steps:
+                if isinstance(item, StepEnd):
+                    end = item
+                    break
+                writer.append(item)
+            else:
+                raise RuntimeError("the step ended without saying how")
+            await self._end_step(step, writer, state, end)
+        except asyncio.CancelledError:
+            if step.stopped is not _StopReason.USER:
+                raise  # shutting down, or the lease is gone: write nothing
+            last = await self._end_cancelled(writer, state)
+            step.outcome.set_result(StepOutcome(StepDone(status=StepStatus.CANCELLED), last))
+            self._metrics.turn_ended(TurnOutcome.CANCELLED, state.step_count)
+        except LeaseLost:
+            log.warning("session lease lost mid-step; another instance holds the session", session_id=state.session_id)
+        except Exception:
+            log.exception("step_failed", session_id=state.session_id)
+            writer.append(
+                frames.error(
+                    ErrorCode.INTERNAL, "agent-runtime failed while running this turn.", message_id=step.message_id
+                )
+            )
+            writer.append(frames.final(step.message_id, StopReason.ERROR))
+            state.running = False
+            with contextlib.suppress(Exception):
+                await writer.commit(state, release=True)
+            self._metrics.turn_ended(TurnOutcome.ERROR, state.step_count)
+        finally:
+            keeper.cancel()
+            if self._steps.get(state.session_id) is step:
+                del self._steps[state.session_id]
+            if not step.outcome.done():
+                step.outcome.set_result(StepOutcome(StepDone(status=end.status), writer.written_seq))
+            await writer.close()
+
+    async def _end_step(self, step: _Step, writer: EventWriter, state: SessionState, end: StepEnd) -> None:
+        """Write the step's last frames with the state, letting go of the lease in the same write."""
+        state.running = False
+        tracing.annotate({"codelab.step.status": end.status.value})
+        last = await writer.commit(state, deadline=self._deadline(state), release=True)
+        # No await from here on: a follower woken by the write above sees the step as ended.
+        step.outcome.set_result(StepOutcome(StepDone(status=end.status, pending_call_ids=end.pending_call_ids), last))
+        outcome = TurnOutcome.of(end.status, end.error_code)
+        if outcome is not None:
+            self._metrics.turn_ended(outcome, state.step_count)
+
+    async def _end_cancelled(self, writer: EventWriter, state: SessionState) -> int:
+        """Close the turn as cancelled: calls not answered yet are answered as cancelled, and the history keeps what
+        was said so far."""
+        for call in state.pending:
+            if call.result is None:
+                self._record(call, None, CANCELLED_RESULT)
+        if state.gathering_context:
+            state.pending = []
+        else:
+            state.close_tool_round()
+        if state.messages and state.messages[-1].get("role") != "assistant":
+            state.messages.append({"role": "assistant", "content": CANCELLED_ANSWER})
+        state.running = False
+        writer.append(frames.final(state.turn_message_id or "", StopReason.CANCELLED))
+        last = await writer.commit(state, deadline=None, release=True)
+        log.info("turn_cancelled", session_id=state.session_id)
+        return last
+
+    async def _keep_lease(self, step: _Step, lease: Lease) -> None:
+        """Renew the lease while the step runs; stop the step when the lease is lost or a cancel was asked for
+        through the database (by an instance that got the cancel while this one drives the turn)."""
+        ttl = self._settings.lease_ttl_s
+        every = min(ttl / 3, 1.0)
+        lost_at = time.monotonic() + ttl
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if await self._store.renew(lease, ttl):
+                    step.stop(_StopReason.USER)
+                lost_at = time.monotonic() + ttl
+            except LeaseLost:
+                step.stop(_StopReason.LEASE_LOST)
+                return
+            except Exception as exc:
+                log.warning("lease renewal failed", session_id=lease.session_id, error=str(exc))
+                if time.monotonic() >= lost_at:
+                    step.stop(_StopReason.LEASE_LOST)
+                    return
+
+    # --- the sweeper -----------------------------------------------------------------------------------------------
+
+    async def _sweep_forever(self) -> None:
+        interval = min(1.0, self._settings.tool_timeout_s / 4, self._settings.lease_ttl_s / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("sweep failed")
+
+    async def sweep(self) -> None:
+        timed_out, orphaned = await self._store.due(time.time())
+        for session_id in timed_out:
+            await self._time_out(session_id)
+        for session_id in orphaned:
+            if session_id in self._steps:
+                continue
+            lease = await self._take(session_id, 0.0)
+            if lease is not None:
+                try:
+                    await self._close_orphaned(lease, await self._stored(lease))
+                finally:
+                    await self._let_go(lease)
+
+    async def _time_out(self, session_id: str) -> None:
+        lease = await self._take(session_id, 0.0)
+        if lease is None:
+            return
+        started = False
+        try:
+            stored = await self._stored(lease)
+            state, now = stored.state, time.time()
+            timeout_s = self._settings.tool_timeout_s
+            overdue = [call for call in state.awaiting() if call.since + timeout_s <= now]
+            writer = EventWriter(self._store, self._feeds, lease, stored.last_seq)
+            seconds = f"{timeout_s:g}"
+            for call in overdue:
+                writer.append(
+                    frames.error(
+                        ErrorCode.TOOL_TIMEOUT,
+                        f"tool {call.wire_name} ({call.call_id}) got no result within {seconds} s; the model was told "
+                        "it timed out",
+                        call_id=call.call_id,
+                        message_id=state.turn_message_id,
+                    )
+                )
+                self._record(call, None, tool_timeout_error(seconds))
+                self._metrics.tool_answered(call.wire_name, ToolOutcome.TIMEOUT, seconds=None, needed_approval=False)
+            if overdue and not state.awaiting() and not state.running:
+                log.warning("tool_calls_timed_out", session_id=session_id, call_ids=[c.call_id for c in overdue])
+                await self._continue(writer, state, stored.last_seq)
+                started = True
+            else:
+                await writer.commit(state, deadline=self._deadline(state), release=True)
+        finally:
+            if not started:
+                await self._let_go(lease)
+
+    async def _close_orphaned(self, lease: Lease, stored: StoredSession) -> StoredSession:
+        """Close a turn whose step died with its instance: keep what the user saw, tell the client, end the turn."""
+        state = stored.state
+        if not state.running:
+            return stored
+        message_id = state.turn_message_id or ""
+        shown = await self._shown_since(stored)
+        if state.pending:
+            for call in state.pending:
+                if call.result is None:
+                    self._record(call, None, "agent-runtime stopped before this call's result was used")
+            if state.gathering_context:
+                state.pending = []
+            else:
+                state.close_tool_round()
+        state.messages.append({"role": "assistant", "content": shown if shown.strip() else ORPHANED_ANSWER})
+        state.running = False
+        writer = EventWriter(self._store, self._feeds, lease, stored.last_seq)
+        writer.append(
+            frames.error(
+                ErrorCode.AGENT_DOWN,
+                "agent-runtime stopped while it ran this turn; what was shown is kept. Send your message again to "
+                "continue.",
+                message_id=message_id,
+            )
+        )
+        writer.append(frames.final(message_id, StopReason.ERROR))
+        last = await writer.commit(state, deadline=None)
+        log.warning("orphaned_turn_closed", session_id=state.session_id)
+        self._metrics.turn_ended(TurnOutcome.ERROR, state.step_count)
+        return StoredSession(state, last, last, stored.lease_owner, stored.lease_until, False)
+
+    async def _shown_since(self, stored: StoredSession) -> str:
+        """The answer text logged after the state was last saved: what the user saw of the step that died."""
+        message_id = stored.state.turn_message_id
+        parts: list[str] = []
+        cursor = stored.state_seq
+        while True:
+            events = await self._store.events_after(stored.state.session_id, cursor)
+            for seq, text in events:
+                cursor = seq
+                frame = orjson.loads(text)
+                if frame.get("type") == "assistant_message" and frame.get("message_id") == message_id:
+                    parts.append(frame.get("content") or "")
+            if not events:
+                return "".join(parts)
+
+    # --- helpers ---------------------------------------------------------------------------------------------------
+
+    async def _take(self, session_id: str, wait_s: float) -> Lease | None:
+        deadline = time.monotonic() + wait_s
+        while True:
+            lease = await self._store.acquire(session_id, self._owner, self._settings.lease_ttl_s)
+            if lease is not None or time.monotonic() >= deadline:
+                return lease
+            await asyncio.sleep(0.05)
+
+    async def _let_go(self, lease: Lease) -> None:
+        with contextlib.suppress(Exception):
+            await self._store.release(lease)
+
+    async def _stored(self, lease: Lease) -> StoredSession:
+        stored = await self._store.load(lease.session_id)
+        if stored is None:  # the row is made when the lease is first taken
+            raise LeaseLost(lease.session_id)
+        return stored
+
+    async def _answered(self, session_id: str, call_id: str) -> bool:
+        stored = await self._store.load(session_id)
+        return stored is not None and call_id in stored.state.answered
+
+    def _deadline(self, state: SessionState) -> float | None:
+        awaiting = state.awaiting()
+        return min(call.since for call in awaiting) + self._settings.tool_timeout_s if awaiting else None
+
+    def _record(self, call: PendingCall, result: dict[str, object] | str | None, error: str | None) -> None:
+        if call.purpose == "context":
+            call.result = orjson.dumps({"result": result, "error": error}).decode()
+        else:
+            call.result = tool_messages.result_content(result, error, self._settings.tool_result_max_chars)
+
+    def _result_arrived(self, state: SessionState, call: PendingCall, result: ToolResult) -> None:
+        """Count the call's outcome and round trip, and trace the round trip from the step that sent the call."""
+        outcome = ToolOutcome.of(result.error)
+        toolset = self._catalog.select(state.turn_tools)
+        spec = toolset.lookup(call.name)
+        needed_approval = call.purpose == "model" and spec is not None and toolset.requires_approval(spec)
+        self._metrics.tool_answered(
+            call.wire_name, outcome, seconds=time.time() - call.since, needed_approval=needed_approval
+        )
+        span = tracing.start_span(
+            f"tool {call.wire_name}",
+            parent=tracing.context_of(call.traceparent),
+            start_time_ns=int(call.since * 1e9),
+            attributes={"codelab.tool.name": call.wire_name, "codelab.tool.call_id": call.call_id},
+        )
+        tracing.link_from_current(span)
+        failed = outcome in (ToolOutcome.ERROR, ToolOutcome.TIMEOUT)
+        tracing.finish(span, {"codelab.tool.outcome": outcome.value}, error=outcome.value if failed else None)
+
+    # --- reading ---------------------------------------------------------------------------------------------------
+
+    async def start_seq(self, session_id: str) -> int:
+        """Where a follower that names no seq starts: before the running turn's first frame, else at the end."""
+        stored = await self._store.load(session_id)
+        if stored is None:
+            return 0
+        state = stored.state
+        if state.running or state.pending:
+            return max(state.turn_start_seq - 1, 0)
+        return stored.last_seq
+
+    async def describe(self, session_id: str) -> SessionView | None:
+        stored = await self._store.load(session_id)
+        if stored is None or stored.last_seq == 0:  # no turn yet (a refused input leaves an empty row)
+            return None
+        state = stored.state
+        return SessionView(
+            session_id=state.session_id,
+            status=state.status.value,
+            messages=state.messages,
+            pending_calls=[
+                PendingCallView(
+                    call_id=call.call_id,
+                    tool_name=call.wire_name,
+                    arguments=call.arguments,
+                    since=call.since,
+                    has_result=call.result is not None,
+                )
+                for call in state.pending
+            ],
+            turn_message_id=state.turn_message_id,
+            step_count=state.step_count,
+            last_seq=stored.last_seq,
+            created_at=state.created_at,
+            updated_at=state.updated_at,
+        )
