@@ -78,7 +78,7 @@ async def run_process(
             await asyncio.wait(readers, timeout=PIPE_GRACE_S)
     finally:
         if proc.returncode is None:
-            await _stop(proc)
+            await _stop_even_if_cancelled(proc)
         for reader in readers:
             reader.cancel()
     return ProcessResult(
@@ -120,6 +120,20 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
     if not await _exited(proc, KILL_GRACE_S):
         _signal_group(proc.pid, signal.SIGKILL)
         await _exited(proc, KILL_GRACE_S)
+
+
+async def _stop_even_if_cancelled(proc: asyncio.subprocess.Process) -> None:
+    """`_stop` to its end (SIGKILL after the grace) even when the caller is cancelled again meanwhile, as a
+    cancelled turn's cleanup may be; the cancellation is raised after."""
+    stopping = asyncio.ensure_future(_stop(proc))
+    cancelled = False
+    while not stopping.done():
+        try:
+            await asyncio.shield(stopping)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
