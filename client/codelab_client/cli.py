@@ -122,7 +122,7 @@ def run(
 ) -> None:
     """Run one request without prompts and print the answer.
 
-    Exit status: 0 completed, 1 the gateway sent an error frame, 3 connection failed, 4 timed out.
+    Exit status: 0 completed, 1 the gateway sent an error frame, 3 connection failed, 4 timed out, 5 cancelled.
     """
     from codelab_client.oneshot import RunOptions, run_once
 

@@ -12,7 +12,7 @@ from rich.markup import escape
 from codelab_client.approvals import approve_all, reject_all
 from codelab_client.events import SessionListener
 from codelab_client.render import ConsoleRenderer, JsonLinesPrinter
-from codelab_client.session import AgentSession, SessionClosed, TurnStatus
+from codelab_client.session import AgentSession, MessageRefused, SessionClosed, TurnStatus
 from codelab_client.tools import ToolExecutor
 
 NO_APPROVE_REASON = "approvals are off (codelab run --no-approve)"
@@ -21,10 +21,13 @@ NO_APPROVE_REASON = "approvals are off (codelab run --no-approve)"
 class ExitCode(IntEnum):
     OK = 0
     ERROR_FRAME = 1
-    """The gateway sent an error frame (the turn failed, or an error happened along the way)."""
+    """The gateway sent an error frame (the turn failed, an error happened along the way, or the message was
+    refused, e.g. BUSY while another turn runs in the session)."""
     CONNECTION = 3
     """The gateway could not be reached or closed the session."""
     TIMED_OUT = 4
+    CANCELLED = 5
+    """The turn was cancelled (by a `cancel` another client of the session sent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +55,11 @@ async def run_once(options: RunOptions, *, out: Console | None = None, err: Cons
     except SessionClosed as exc:
         err.print(f"[bold red]codelab:[/] {escape(str(exc))}")
         return ExitCode.CONNECTION
+    except MessageRefused:
+        return ExitCode.ERROR_FRAME  # the listener showed the gateway's error
     if result.status is TurnStatus.TIMED_OUT:
         err.print(f"[bold red]codelab:[/] no complete answer within {options.timeout:g} s")
         return ExitCode.TIMED_OUT
+    if result.status is TurnStatus.CANCELLED:
+        return ExitCode.CANCELLED
     return ExitCode.OK if result.ok else ExitCode.ERROR_FRAME

@@ -15,7 +15,6 @@ from rich.spinner import Spinner
 from rich.text import Text
 
 from codelab_client.events import SessionListener
-from codelab_client.session import NON_TERMINAL_ERRORS
 from codelab_common.protocol import ToolCall
 from codelab_common.protocol.tools import resolve
 
@@ -168,6 +167,13 @@ class ConsoleRenderer(SessionListener):
     def on_final(self, frame: dict[str, Any]) -> None:
         self.idle()
         self._break_line()
+        if frame.get("stop_reason") == "cancelled":
+            self.info.print("[yellow]the turn was cancelled[/]")
+
+    def note(self, text: str) -> None:
+        """A notice of the client's own (e.g. that a cancel was asked for), on a line of its own."""
+        self._break_line()
+        self.info.print(f"[yellow]{escape(text)}[/]", highlight=False)
 
     def on_tool_call(self, call: ToolCall) -> None:
         self._break_line()
@@ -188,11 +194,10 @@ class ConsoleRenderer(SessionListener):
             self.info.print(f"  [green]✓ {escape(summarize_result(call.tool_name, result))}[/]", highlight=False)
 
     def on_error(self, frame: dict[str, Any]) -> None:
+        """An error does not end the turn (its final frame does): the activity line stays, or says thinking."""
         self._break_line()
-        if frame.get("code") in NON_TERMINAL_ERRORS:
-            self.thinking()
-        else:
-            self.idle()
+        if self.activity is not None and (self.activity.label is None or frame.get("code") == "TOOL_TIMEOUT"):
+            self.thinking()  # after TOOL_TIMEOUT the call is stopped here and the model goes on
         text = frame.get("content") or frame.get("error") or ""
         self.info.print(f"[bold red]error {escape(str(frame.get('code', '')))}:[/] {escape(str(text))}")
 

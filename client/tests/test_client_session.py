@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+import uvicorn
 
 from codelab_client.approvals import Decision, approve_all, reject_all
 from codelab_client.events import SessionListener
-from codelab_client.session import AgentSession, SessionClosed, TurnStatus
+from codelab_client.session import AgentSession, MessageRefused, SessionClosed, TurnStatus
 from codelab_client.tools import ToolExecutor
 from codelab_common.protocol import ToolCall
+from codelab_common.testing import free_port
 
 
 class Recorder(SessionListener):
@@ -101,18 +105,24 @@ async def test_a_model_failure_ends_the_turn_with_an_error(gateway: Any, workspa
     gateway.upstream.reply_error(400, "bad request upstream")
     async with AgentSession(gateway.ws_url, ToolExecutor(workspace), approve_all) as session:
         result = await session.run_turn("hi", timeout=10)
-    assert result.status is TurnStatus.FAILED and not result.ok
+    assert result.status is TurnStatus.FAILED and not result.ok and result.stop_reason == "error"
     assert result.errors and result.errors[-1]["code"] == "LLM_ERROR"
+    assert result.frames[-1]["is_final"] is True, "the turn ends at its final frame, after the error"
 
 
-async def test_a_dropped_connection_mid_answer_reconnects_and_the_turn_completes(gateway: Any, workspace: Path) -> None:
-    """Frames the gateway wrote into the dead socket before noticing are gone (no per-frame seq to resume from
-    yet), so only the ends of the answer are certain."""
+async def test_a_drop_mid_answer_resumes_with_last_seq_and_gets_exactly_the_missing_frames(
+    gateway: Any, workspace: Path
+) -> None:
     answer = "one two three four five six seven eight nine ten"
     gateway.upstream.reply_text(answer, chunk_delay=0.02)
 
     class DropOnFirstDelta(Recorder):
         session: AgentSession | None = None
+        after_reconnect: list[int]
+
+        def on_frame(self, frame: dict[str, Any]) -> None:
+            if self.reconnects:
+                self.after_reconnect.append(frame["seq"])
 
         def on_delta(self, text: str) -> None:
             super().on_delta(text)
@@ -120,14 +130,19 @@ async def test_a_dropped_connection_mid_answer_reconnects_and_the_turn_completes
                 self.session.drop_connection()
 
     recorder = DropOnFirstDelta()
+    recorder.after_reconnect = []
     session = AgentSession(gateway.ws_url, ToolExecutor(workspace), approve_all, listener=recorder)
     recorder.session = session
     async with session:
         result = await session.run_turn("count", timeout=10)
     assert result.ok, result.errors
-    assert result.text.startswith("one") and result.text.endswith("ten")
-    assert len(result.text) <= len(answer)
-    assert recorder.reconnects == 1
+    assert result.text == answer
+    assert recorder.reconnects == 1 and session.duplicates == 0
+    seqs = [frame["seq"] for frame in result.frames]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "every frame once, in order"
+    resumed_after = int(session.connections[1].rsplit("&last_seq=", 1)[1])
+    assert "last_seq" not in session.connections[0]
+    assert recorder.after_reconnect and recorder.after_reconnect[0] == resumed_after + 1
 
 
 async def test_a_tool_result_lost_with_the_connection_is_sent_again(gateway: Any, workspace: Path) -> None:
@@ -169,3 +184,106 @@ async def test_an_unreachable_gateway_is_a_clear_error(workspace: Path) -> None:
     session = AgentSession(f"ws://127.0.0.1:{free_port()}", ToolExecutor(workspace), approve_all)
     with pytest.raises(SessionClosed, match="cannot connect"):
         await session.connect()
+
+
+async def test_cancel_while_streaming_ends_the_turn_cancelled_and_the_next_message_works(
+    gateway: Any, workspace: Path
+) -> None:
+    answer = "word " * 200
+    gateway.upstream.reply_text(answer, chunk_delay=0.02)
+    gateway.upstream.reply_text("The second answer.")
+    cancels: list[asyncio.Task[None]] = []
+
+    class CancelOnFirstDelta(Recorder):
+        session: AgentSession | None = None
+
+        def on_delta(self, text: str) -> None:
+            super().on_delta(text)
+            if len(self.deltas) == 1 and self.session is not None:
+                cancels.append(asyncio.ensure_future(self.session.cancel()))
+
+    recorder = CancelOnFirstDelta()
+    session = AgentSession(gateway.ws_url, ToolExecutor(workspace), approve_all, listener=recorder)
+    recorder.session = session
+    async with session:
+        result = await session.run_turn("count to two hundred", timeout=10)
+        assert result.status is TurnStatus.CANCELLED and result.stop_reason == "cancelled", result.errors
+        assert result.frames[-1]["is_final"] is True and len(result.text) < len(answer)
+        await eventually(lambda: gateway.upstream.streams_cut >= 1)
+        assert gateway.upstream.streams_cut >= 1, "the model's stream was closed"
+
+        second = await session.run_turn("and now?", timeout=10)
+    assert second.ok, second.errors
+    assert second.text == "The second answer."
+    assert cancels[0].done() and cancels[0].exception() is None
+
+
+async def test_a_fresh_session_on_an_existing_id_answers_the_new_question(
+    gateway: Any, agent_runtime: Any, workspace: Path
+) -> None:
+    """An earlier client left while its turn ran on; a new `codelab chat --session X` asks something else."""
+    gateway.upstream.reply_text("the first answer, " * 40, chunk_delay=0.02)
+    gateway.upstream.reply_text("The second answer.")
+    async with gateway.connect("fresh-1", query="tools=read_file") as earlier:
+        await earlier.say("first question", message_id="m-first")
+        assert (await earlier.recv())["type"] == "ack"
+        assert (await earlier.recv())["type"] == "assistant_message"
+
+    recorder = Recorder()
+    executor = ToolExecutor(workspace)
+    async with AgentSession(gateway.ws_url, executor, approve_all, session_id="fresh-1", listener=recorder) as session:
+        with pytest.raises(MessageRefused) as refused:
+            await session.run_turn("second question", timeout=10)
+        assert refused.value.code == "BUSY"
+        await agent_runtime.wait_until_idle("fresh-1", timeout=10)
+        result = await session.run_turn("second question", timeout=10)
+    assert result.ok, result.errors
+    assert result.text == "The second answer."
+    assert "".join(recorder.deltas) == "The second answer.", "nothing of the earlier turn is shown"
+    assert {frame.get("message_id") for frame in result.frames} == {result.message_id}
+
+
+async def test_the_idle_connection_keeps_answering_the_gateway_s_pings(agent_runtime: Any, workspace: Path) -> None:
+    """The gateway pings every 0.2 s and closes a connection whose pong is late; the client sits at its prompt
+    (reads nothing) while frames of a turn started by an earlier client keep arriving."""
+    from codelab_gateway.core.config import Settings
+    from codelab_gateway.main import create_app
+    from tests.fixtures.gateway import GATEWAY_TEST_KEY
+
+    settings = Settings(
+        internal_api_key=GATEWAY_TEST_KEY,
+        agent_runtime_url=agent_runtime.url,
+        agent_runtime_api_key=agent_runtime.api_key,
+        log_json=False,
+    )
+    port = free_port()
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws_ping_interval=0.2)
+    config.ws_ping_timeout = 0.5
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        await eventually(lambda: server.started)
+        url = f"ws://127.0.0.1:{port}"
+        agent_runtime.upstream.reply_text("x" * 400, chunk_size=1, chunk_delay=0.002)
+        agent_runtime.upstream.reply_text("pong")
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/ws/idle-1?tools=") as earlier:
+            await earlier.send_str('{"type": "user_message", "content": "stream a lot", "message_id": "m-1"}')
+            await earlier.receive(timeout=5)
+        recorder = Recorder()
+        async with AgentSession(url, ToolExecutor(workspace), approve_all, session_id="idle-1", listener=recorder) as s:
+            await asyncio.sleep(2.0)
+            await agent_runtime.wait_until_idle("idle-1", timeout=10)
+            result = await s.run_turn("ping?", timeout=10)
+        assert result.ok and result.text == "pong"
+        assert recorder.reconnects == 0 and len(s.connections) == 1
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def eventually(check: Any, timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
