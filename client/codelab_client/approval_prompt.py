@@ -33,10 +33,8 @@ class ConsoleApprover:
             return Decision(True)
         self.console.print(self._preview(call))
         while True:
-            answer = await read_line(
-                lambda: self.console.input(
-                    f"Allow [bold]{escape(call.tool_name)}[/]? [green]y[/]es / [red]n[/]o / [cyan]a[/]lways: "
-                )
+            answer = await self._ask(
+                f"Allow [bold]{escape(call.tool_name)}[/]? [green]y[/]es / [red]n[/]o / [cyan]a[/]lways: "
             )
             choice = (answer or "n").strip().lower()
             if choice in ("y", "yes"):
@@ -45,8 +43,12 @@ class ConsoleApprover:
                 self.always.add(call.tool_name)
                 return Decision(True)
             if choice in ("n", "no"):
-                reason = await read_line(lambda: self.console.input("Reason (sent to the model): "))
+                reason = await self._ask("Reason (sent to the model): ")
                 return Decision(False, (reason or "").strip() or "the user declined")
+
+    async def _ask(self, prompt: str) -> str | None:
+        console = self.console
+        return await read_line(lambda: console.input(prompt), reprompt=lambda: console.print(prompt, end=""))
 
     def _preview(self, call: ToolCall) -> Panel:
         args = call.arguments

@@ -1,7 +1,15 @@
-"""`codelab chat`: an interactive conversation in the terminal, tools run in the workspace."""
+"""`codelab chat`: an interactive conversation in the terminal, tools run in the workspace.
+
+Ctrl-C during a turn asks the gateway to cancel it (the turn ends with its final frame, `cancelled`, and a tool still
+running for it is stopped); a second Ctrl-C, or one at the prompt, quits.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -10,7 +18,7 @@ from rich.markup import escape
 from codelab_client.approval_prompt import ConsoleApprover
 from codelab_client.approvals import Decision
 from codelab_client.render import ConsoleRenderer
-from codelab_client.session import AgentSession, SessionClosed
+from codelab_client.session import AgentSession, MessageRefused, SessionClosed
 from codelab_client.terminal_input import read_line
 from codelab_client.tools import ToolExecutor
 from codelab_common.protocol import ToolCall
@@ -18,8 +26,12 @@ from codelab_common.protocol import ToolCall
 QUIT_COMMANDS = frozenset({"/quit", "/exit", "/q"})
 HELP = (
     "Type a request and press Enter. Tools run inside the workspace; calls that change files or run commands "
-    "ask first.\n/quit leaves (Ctrl-D too), /session shows the session id (resume later with --session), /help."
+    "ask first. Ctrl-C during a turn cancels it.\n/quit leaves (Ctrl-D too), /session shows the session id (resume "
+    "later with --session), /cancel stops a turn still running in the session (e.g. one left by an earlier "
+    "client), /help."
 )
+INTERRUPTED = 130
+"""Exit status after a second Ctrl-C during a turn, as after Ctrl-C at the prompt."""
 
 
 async def chat(workspace: Path, url: str, session_id: str | None, console: Console | None = None) -> int:
@@ -29,7 +41,7 @@ async def chat(workspace: Path, url: str, session_id: str | None, console: Conso
     async def ask_user(question: str) -> str:
         renderer.idle()
         console.print(f"[bold magenta]agent asks:[/] {escape(question)}")
-        answer = await read_line(lambda: console.input("[bold]your answer>[/] "))
+        answer = await _ask(console, "[bold]your answer>[/] ")
         return answer or ""
 
     executor = ToolExecutor(workspace, ask_user=ask_user)
@@ -50,7 +62,7 @@ async def chat(workspace: Path, url: str, session_id: str | None, console: Conso
                 highlight=False,
             )
             while True:
-                line = await read_line(lambda: console.input("[bold green]you>[/] "))
+                line = await _ask(console, "[bold green]you>[/] ")
                 if line is None:
                     console.print()
                     return 0
@@ -65,14 +77,78 @@ async def chat(workspace: Path, url: str, session_id: str | None, console: Conso
                 if text == "/session":
                     console.print(session.session_id)
                     continue
+                if text == "/cancel":
+                    await session.cancel()
+                    renderer.note("asked the agent to stop the turn running in this session")
+                    continue
                 if text.startswith("/") and " " not in text:
                     console.print(f"[yellow]unknown command {escape(text)}; /help lists them[/]")
                     continue
                 renderer.thinking()
                 try:
-                    await session.run_turn(text)
+                    if not await run_turn(session, text, renderer):
+                        return INTERRUPTED
                 finally:
                     renderer.idle()
     except SessionClosed as exc:
         console.print(f"[bold red]codelab:[/] {escape(str(exc))}")
         return 3
+
+
+async def run_turn(session: AgentSession, text: str, renderer: ConsoleRenderer) -> bool:
+    """One turn. The first Ctrl-C sends `cancel` and the turn goes on to its final frame; the second stops waiting.
+    False when the user quit that way."""
+    turn = asyncio.ensure_future(session.run_turn(text))
+    presses = 0
+    cancels: set[asyncio.Task[None]] = set()
+
+    async def cancel() -> None:
+        with contextlib.suppress(SessionClosed):
+            await session.cancel()
+
+    def on_ctrl_c() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1 and not turn.done():
+            renderer.note("cancelling the turn… (Ctrl-C again to quit)")
+            task = asyncio.ensure_future(cancel())
+            cancels.add(task)
+            task.add_done_callback(cancels.discard)
+        else:
+            turn.cancel()
+
+    with ctrl_c_calls(on_ctrl_c):
+        try:
+            await turn
+        except MessageRefused:
+            pass  # the renderer showed the gateway's error; the message was not taken
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if presses >= 2 and (current is None or current.cancelling() == 0):
+                return False
+            raise
+    return True
+
+
+@contextlib.contextmanager
+def ctrl_c_calls(handler: Callable[[], None]) -> Iterator[None]:
+    """While inside, SIGINT calls `handler` in the event loop instead of interrupting; the previous handler (asyncio
+    turns Ctrl-C into KeyboardInterrupt) comes back after. Where the loop cannot take signals, nothing changes."""
+    loop = asyncio.get_running_loop()
+    previous = signal.getsignal(signal.SIGINT)
+    installed = True
+    try:
+        loop.add_signal_handler(signal.SIGINT, handler)
+    except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+        installed = False
+    try:
+        yield
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGINT)
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+
+async def _ask(console: Console, prompt: str) -> str | None:
+    return await read_line(lambda: console.input(prompt), reprompt=lambda: console.print(prompt, end=""))

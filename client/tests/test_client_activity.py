@@ -100,7 +100,7 @@ def keyboard(monkeypatch: pytest.MonkeyPatch) -> Iterator[Keyboard]:
     answers: list[str] = []
     monkeypatch.setattr("builtins.input", lambda *_: answers.pop(0))
 
-    async def read_line(read: Any) -> str | None:
+    async def read_line(read: Any, **_: Any) -> str | None:
         if not keys.typed:
             return None
         answers.append(keys.typed.pop(0))

@@ -79,7 +79,7 @@ def keyboard(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Lines the 'user' types, in order (prompts and approval questions alike)."""
     typed: list[str] = []
 
-    async def read_line(read: Any) -> str | None:
+    async def read_line(read: Any, **_: Any) -> str | None:
         return typed.pop(0) if typed else None
 
     monkeypatch.setattr(chat, "read_line", read_line)
