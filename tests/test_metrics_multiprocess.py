@@ -16,12 +16,12 @@ from codelab_common.metrics import MULTIPROC_DIR_ENV
 WORKER = """
 import sys
 from codelab_agent_runtime.services.metrics import AgentMetrics, TurnOutcome
-from codelab_gateway.services.metrics import GatewayMetrics
+from codelab_gateway.core.metrics import GatewayMetrics
 from codelab_llm_proxy.services.observability import ProxyMetrics
 
 agent, gateway, proxy = AgentMetrics(), GatewayMetrics(), ProxyMetrics()
 agent.turn_ended(TurnOutcome.COMPLETED, model_calls=3)
-gateway.sessions.inc(2)
+gateway.live_connections.inc(2)
 gateway.frame_sent("assistant_message")
 proxy.in_flight.inc()
 if sys.argv[1] == "scrape":
@@ -44,6 +44,6 @@ def test_counters_add_up_over_workers_and_live_gauges_over_live_ones(tmp_path: P
     assert 'agent_runtime_turns_total{outcome="completed"} 2.0' in lines
     assert "agent_runtime_turn_model_calls_sum 6.0" in lines
     assert 'gateway_frames_sent_total{type="assistant_message"} 2.0' in lines
-    assert "gateway_sessions 2.0" in lines
+    assert "gateway_live_connections 2.0" in lines
     assert "llm_proxy_requests_in_flight 1.0" in lines
     assert any(line.startswith("# HELP llm_proxy_deployment_healthy") for line in lines)

@@ -1,4 +1,4 @@
-"""The gateway app: client WebSockets in front of agent-runtime."""
+"""The gateway app: client WebSockets in front of agent-runtime's sessions."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from codelab_common.request_id import RequestIdMiddleware
 from codelab_common.tracing import NO_NATIVE_TELEMETRY, install_tracing
 from codelab_gateway.api import internal, ws
 from codelab_gateway.core.config import Settings
-from codelab_gateway.services.agent_client import AgentClient
-from codelab_gateway.services.metrics import GatewayMetrics
-from codelab_gateway.services.session_hub import SessionHub
+from codelab_gateway.core.metrics import GatewayMetrics
+from codelab_gateway.sessions.hub import SessionHub
+from codelab_gateway.upstream.agent_client import AgentClient
 
 SERVICE = "gateway"
 DISTRIBUTION = "codelab-gateway"
@@ -30,9 +30,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         http = AgentClient.create_http_session(settings)
-        hub = SessionHub(settings, AgentClient(http, settings), GatewayMetrics())
-        app.state.hub, app.state.http = hub, http
-        hub.start()
+        hub = SessionHub(settings.max_sessions, GatewayMetrics())
+        app.state.hub, app.state.agent, app.state.http = hub, AgentClient(http, settings), http
         try:
             yield
         finally:

@@ -4,15 +4,12 @@ from typing import Any
 
 import orjson
 
-from codelab_gateway.services.dialects import IdeDialect, StreamDialect
-from codelab_gateway.services.outbound_log import OutboundLog
+from codelab_gateway.transport.dialects import IdeDialect, StreamDialect, frame_type
 
 
-def _log(*frames: dict[str, Any]) -> OutboundLog:
-    log = OutboundLog(capacity=100)
-    for frame in frames:
-        log.append(frame["type"], orjson.dumps(frame).decode(), frame)
-    return log
+def _log(*frames: dict[str, Any]) -> list[str]:
+    """Frames as agent-runtime logs them: `type` first, `seq` last."""
+    return [orjson.dumps({**frame, "seq": seq}).decode() for seq, frame in enumerate(frames, 1)]
 
 
 def _delta(text: str, final: bool = False) -> dict[str, Any]:
@@ -26,8 +23,8 @@ ACK = {"type": "ack", "status": "received", "message_id": "m1"}
 def test_stream_dialect_sends_every_frame_verbatim() -> None:
     log = _log(ACK, _delta("Hel"), _delta("lo"), _delta("", final=True))
     dialect = StreamDialect()
-    sent = [text for entry in log.after(0) for text in dialect.render(entry)]
-    assert sent == [entry.text for entry in log.after(0)]
+    sent = [text for entry in log for text in dialect.render(entry)]
+    assert sent == log
 
 
 def test_ide_dialect_joins_text_and_flushes_before_tool_calls_and_at_the_end() -> None:
@@ -42,7 +39,7 @@ def test_ide_dialect_joins_text_and_flushes_before_tool_calls_and_at_the_end() -
         _delta("", final=True),
     )
     dialect = IdeDialect()
-    sent = [orjson.loads(text) for entry in log.after(0) for text in dialect.render(entry)]
+    sent = [orjson.loads(text) for entry in log for text in dialect.render(entry)]
     assert [frame["type"] for frame in sent] == ["assistant_message", "tool_call", "assistant_message"]
     assert sent[0] == {
         "type": "assistant_message",
@@ -51,7 +48,7 @@ def test_ide_dialect_joins_text_and_flushes_before_tool_calls_and_at_the_end() -
         "token": "Let me look.",
         "is_final": True,
     }
-    assert sent[1] == TOOL_CALL
+    assert sent[1] == {**TOOL_CALL, "seq": 4}
     assert sent[2]["content"] == "It prints hi." and sent[2]["is_final"] is True
 
 
@@ -59,9 +56,9 @@ def test_ide_dialect_flushes_text_before_an_error_and_sends_no_empty_bubbles() -
     error = {"type": "error", "code": "LLM_ERROR", "content": "model failed", "error": "model failed"}
     dialect = IdeDialect()
     sent = []
-    for entry in _log(_delta("partial"), error, _delta("", final=True)).after(0):
+    for entry in _log(_delta("partial"), error, _delta("", final=True)):
         sent += [orjson.loads(text) for text in dialect.render(entry)]
-        if entry.type == "assistant_message" and not entry.frame["is_final"]:
+        if frame_type(entry) == "assistant_message" and not orjson.loads(entry)["is_final"]:
             assert dialect.holding
     assert [(frame["type"], frame["content"]) for frame in sent] == [
         ("assistant_message", "partial"),
@@ -70,12 +67,6 @@ def test_ide_dialect_flushes_text_before_an_error_and_sends_no_empty_bubbles() -
     assert not dialect.holding
 
 
-def test_log_keeps_the_newest_entries_and_numbers_them_in_order() -> None:
-    log = _log(*(_delta(str(n)) for n in range(15)))
-    assert log.last_seq == 15
-    bounded = OutboundLog(capacity=10)
-    for n in range(15):
-        bounded.append("assistant_message", str(n), {})
-    assert [entry.seq for entry in bounded.after(0)] == list(range(6, 16))
-    assert [entry.text for entry in bounded.after(13)] == ["13", "14"]
-    assert bounded.after(15) == []
+def test_the_frame_type_is_read_without_parsing_and_falls_back_to_json() -> None:
+    assert frame_type('{"type":"tool_call","call_id":"c"}') == "tool_call"
+    assert frame_type('{ "type": "ack" }') == "ack"

@@ -6,8 +6,8 @@ import orjson
 import pytest
 
 from codelab_common.protocol import ToolResult, UserMessage
-from codelab_gateway.services.capabilities import CapabilityError, tools_from_query
-from codelab_gateway.services.inbound import FrameError, parse_frame
+from codelab_gateway.transport.capabilities import CapabilityError, tools_from_query
+from codelab_gateway.transport.inbound import FrameError, parse_frame
 
 IDE_FRAMES = Path(__file__).resolve().parents[2] / "tests" / "data" / "ide-frames.json"
 

@@ -1,4 +1,5 @@
-"""Sessions outlive their sockets and their failures: tool timeouts, disconnects, replacements, agent-runtime down."""
+"""Sessions outlive their sockets and their failures: resume by seq, tool timeouts, replaced connections, a gateway
+or agent-runtime that goes away, cancel, and no BUSY right after a turn ends."""
 
 import asyncio
 from pathlib import Path
@@ -9,8 +10,8 @@ import pytest
 
 from codelab_agent_runtime.main import create_app as create_agent_runtime
 from codelab_common.testing import free_port, serve_app
-from tests.fixtures.agent_runtime import agent_runtime_settings
-from tests.fixtures.gateway import RunningGateway
+from tests.fixtures.agent_runtime import RunningAgentRuntime, agent_runtime_settings
+from tests.fixtures.gateway import RunningGateway, WsClient, is_final_message
 from tests.fixtures.llm_proxy import RunningLLMProxy
 
 
@@ -18,26 +19,15 @@ def _text(frames: list[dict[str, Any]]) -> str:
     return "".join(frame["content"] for frame in frames if frame["type"] == "assistant_message")
 
 
-async def _session_info(gateway: RunningGateway, session_id: str) -> dict[str, Any]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{gateway.url}/internal/sessions", headers=gateway.headers) as response,
-    ):
-        sessions = (await response.json())["sessions"]
-    return next(s for s in sessions if s["session_id"] == session_id)
+def _seqs(frames: list[dict[str, Any]]) -> list[int]:
+    return [frame["seq"] for frame in frames if "seq" in frame]
 
 
-async def _wait_until_turn(gateway: RunningGateway, session_id: str, state: str | None) -> dict[str, Any]:
-    """Poll the internal sessions endpoint until the session's turn is in `state` (None: no turn)."""
-    for _ in range(100):
-        info = await _session_info(gateway, session_id)
-        if (info["turn"] or {}).get("state") == state:
-            return info
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"turn of {session_id} never reached {state}: {info}")
+async def _recv_n(client: WsClient, count: int) -> list[dict[str, Any]]:
+    return [await client.recv() for _ in range(count)]
 
 
-@pytest.mark.parametrize("gateway_overrides", [{"tool_timeout_s": 0.5}])
+@pytest.mark.parametrize("agent_runtime_overrides", [{"tool_timeout_s": 0.5}], indirect=True)
 async def test_unanswered_tool_call_times_out_and_the_model_is_told(gateway: RunningGateway) -> None:
     gateway.upstream.reply_tool_calls(("read_file", {"path": "big.log"}))
     gateway.upstream.reply_text("The read timed out, so I cannot tell.")
@@ -45,40 +35,79 @@ async def test_unanswered_tool_call_times_out_and_the_model_is_told(gateway: Run
         await client.say("summarise big.log", message_id="m-t")
         call = (await client.recv_until(lambda f: f["type"] == "tool_call"))[-1]
         timeout = await client.recv(timeout=3)
-        assert timeout["type"] == "error" and timeout["code"] == "TOOL_TIMEOUT"
+        assert timeout["type"] == "error" and timeout["code"] == "TOOL_TIMEOUT" and timeout["seq"] == call["seq"] + 1
         assert timeout["call_id"] == call["call_id"] and timeout["message_id"] == "m-t"
         rest = await client.turn()
         assert _text(rest) == "The read timed out, so I cannot tell."
         await client.send({"type": "tool_result", "call_id": call["call_id"], "result": {"content": "too late"}})
         late = await client.recv()
-    assert (late["code"], late["call_id"]) == ("UNKNOWN_CALL_ID", call["call_id"])
+    assert (late["code"], late["call_id"]) == ("UNKNOWN_CALL_ID", call["call_id"]) and "seq" not in late
     [tool_message] = [m for m in gateway.upstream.requests[-1]["messages"] if m["role"] == "tool"]
     assert tool_message["tool_call_id"] == call["call_id"]
     assert "tool timed out after 0.5 s" in tool_message["content"]
     assert len(gateway.upstream.requests) == 2
 
 
-async def test_disconnect_mid_turn_then_reconnect_receives_the_rest(gateway: RunningGateway) -> None:
+async def test_a_client_that_stalls_and_drops_resumes_with_exactly_the_missing_frames(
+    gateway: RunningGateway,
+) -> None:
+    answer = "".join(f"token{n} " for n in range(60))
+    gateway.upstream.reply_text(answer, chunk_size=7, chunk_delay=0.02)
+    async with gateway.connect("stall") as client:
+        await client.say("go", message_id="m-s")
+        held = await _recv_n(client, 5)
+        await asyncio.sleep(0.6)  # the client stops reading; the turn goes on and the socket buffers fill
+    async with gateway.connect("stall", query=f"last_seq={held[-1]['seq']}") as client:
+        rest = await client.turn()
+    frames = held + rest
+    assert _seqs(frames) == list(range(1, len(frames) + 1)), "every frame once, in order, no gap"
+    assert _text(frames) == answer and frames[-1]["stop_reason"] == "completed"
+    assert len(gateway.upstream.requests) == 1
+
+
+async def test_a_tool_call_lost_in_a_drop_is_sent_again_on_resume_and_answered_once(gateway: RunningGateway) -> None:
+    gateway.upstream.reply_tool_calls(("list_files", {"path": "."}), text="Listing.")
+    gateway.upstream.reply_text("Two files.")
+    async with gateway.connect("lost-call") as client:
+        await client.say("what is here?")
+        held = await client.recv_until(lambda f: f["type"] == "assistant_message")  # the call is never read
+    async with gateway.connect("lost-call", query=f"last_seq={held[-1]['seq']}") as client:
+        rest = await client.recv_until(lambda f: f["type"] == "tool_call")
+        call = rest[-1]
+        result = {"type": "tool_result", "call_id": call["call_id"], "result": {"items": ["a", "b"]}}
+        await client.send(result)
+        await client.send(result)  # sent twice (a client unsure it arrived): acknowledged, applied once
+        after = await client.turn()
+    frames = held + rest + after
+    assert _seqs(frames) == list(range(1, len(frames) + 1))
+    assert _text(after) == "Two files." and not [f for f in after if f["type"] == "error"]
+    assert len(gateway.upstream.requests) == 2
+    tools = [m for m in gateway.upstream.requests[-1]["messages"] if m["role"] == "tool"]
+    assert len(tools) == 1
+
+
+async def test_disconnect_mid_turn_then_reconnect_without_last_seq_receives_the_rest(gateway: RunningGateway) -> None:
     answer = "This answer keeps streaming while the client is away."
     gateway.upstream.reply_text(answer, chunk_delay=0.05)
     async with gateway.connect("resume") as client:
         await client.say("go", message_id="m-r")
         before = [await client.recv(), await client.recv()]
     assert [f["type"] for f in before] == ["ack", "assistant_message"]
-    await asyncio.sleep(0.2)  # the turn goes on with no client; frames are kept for the session
+    await asyncio.sleep(0.2)
     async with gateway.connect("resume") as client:
         after = await client.turn()
     assert _text(before) + _text(after) == answer
     assert {f["message_id"] for f in after} == {"m-r"}
-    assert len(gateway.upstream.requests) == 1
+    assert _seqs(before + after) == list(range(1, len(before + after) + 1))
 
 
-async def test_reconnect_after_the_turn_ended_gets_the_buffered_frames(gateway: RunningGateway) -> None:
+async def test_reconnect_after_the_turn_ended_gets_the_missed_message(
+    gateway: RunningGateway, agent_runtime: RunningAgentRuntime
+) -> None:
     gateway.upstream.reply_text("Finished while you were gone.", chunk_delay=0.02)
     async with gateway.connect("resume-later", ide=True) as client:
         await client.say("go")
-    info = await _wait_until_turn(gateway, "resume-later", None)
-    assert info["connected"] is False and info["delivered_seq"] < info["last_seq"]
+    await agent_runtime.wait_until_idle("resume-later")
     async with gateway.connect("resume-later", ide=True) as client:
         message = await client.recv()
         await client.silent(0.3)
@@ -97,20 +126,23 @@ async def test_ide_client_that_drops_mid_message_still_gets_the_whole_message(ga
     assert (message["content"], message["is_final"]) == (answer, True)
 
 
-async def test_tool_call_relayed_while_away_is_delivered_and_answered_after_reconnect(
-    gateway: RunningGateway,
+async def test_a_new_gateway_serves_an_ide_that_reconnects_mid_turn_with_the_turn_so_far(
+    make_gateway: Any, agent_runtime: RunningAgentRuntime
 ) -> None:
-    gateway.upstream.reply_tool_calls(("list_files", {"path": "."}), text="Listing the project.")
-    gateway.upstream.reply_text("Two files.")
-    async with gateway.connect("resume-tools", ide=True) as client:
-        await client.say("what is here?")
-    info = await _wait_until_turn(gateway, "resume-tools", "awaiting_tool_results")
-    assert info["connected"] is False and len(info["turn"]["pending_call_ids"]) == 1
-    async with gateway.connect("resume-tools", ide=True) as client:
+    """The IDE sends no last_seq and the new gateway never saw it: it gets the turn's text so far as one message
+    and every tool call still unanswered, so nothing it must act on is lost."""
+    first = await make_gateway()
+    first.upstream.reply_tool_calls(("read_file", {"path": "a.py"}), text="Reading a.py.")
+    first.upstream.reply_text("It is empty.")
+    async with first.connect("ide-moved", ide=True) as client:
+        await client.say("what is in a.py?")
+        await client.recv_until(lambda f: f["type"] == "tool_call")
+    second = await make_gateway()
+    async with second.connect("ide-moved", ide=True) as client:
         message, call = await client.recv(), await client.recv()
-        assert message["content"] == "Listing the project." and call["type"] == "tool_call"
-        await client.send({"type": "tool_result", "call_id": call["call_id"], "result": {"items": ["a", "b"]}})
-        assert (await client.recv())["content"] == "Two files."
+        assert (message["content"], call["type"]) == ("Reading a.py.", "tool_call")
+        await client.send({"type": "tool_result", "call_id": call["call_id"], "result": {"content": ""}})
+        assert (await client.recv())["content"] == "It is empty."
 
 
 async def test_a_new_connection_replaces_the_old_one(gateway: RunningGateway) -> None:
@@ -136,11 +168,11 @@ async def test_agent_runtime_down_then_back_on_the_same_port(
             await client.say("one")
             assert _text(await client.turn()) == "first answer"
         await client.say("two", message_id="m-down")
-        frames = await client.recv_until(lambda f: f["type"] == "error")
-        assert frames[0]["type"] == "ack"
-        assert (frames[-1]["code"], frames[-1]["message_id"]) == ("AGENT_DOWN", "m-down")
+        frames = await client.recv_until(lambda f: f.get("message_id") == "m-down")
+        assert {(f["code"], "seq" in f) for f in frames} == {("AGENT_DOWN", False)}
         assert "unreachable" in frames[-1]["content"]
         async with serve_app(create_agent_runtime(settings), port=port):
+            await asyncio.sleep(2.5)  # the follower finds agent-runtime back
             await client.say("three")
             after = await client.turn()
     assert _text(after) == "answer after the restart"
@@ -150,43 +182,79 @@ async def test_agent_runtime_down_then_back_on_the_same_port(
 async def test_wrong_agent_runtime_key_is_reported_as_agent_down(make_gateway: Any) -> None:
     gateway = await make_gateway(agent_runtime_api_key="not-the-key")
     async with gateway.connect("unauthorised") as client:
+        down = await client.recv()
+        assert down["code"] == "AGENT_DOWN" and "401" in down["content"]
         await client.say("hi")
-        frames = await client.recv_until(lambda f: f["type"] == "error")
-        error = frames[-1]
-        assert error["code"] == "AGENT_DOWN" and "401" in error["content"]
+        refused = await client.recv()
+        assert refused["code"] == "AGENT_DOWN" and "401" in refused["content"]
+
+
+async def test_a_message_sent_the_instant_a_turn_ends_is_never_busy(gateway: RunningGateway) -> None:
+    turns = 200
+    for _ in range(turns):
+        gateway.upstream.reply_text("ok")
+    busy = 0
+    async with gateway.connect("no-busy") as client:
+        for n in range(turns):
+            await client.say(f"message {n}")
+            frames = await client.recv_until(lambda f: is_final_message(f) or f.get("code") == "BUSY", timeout=10)
+            busy += frames[-1].get("code") == "BUSY"
+    assert busy == 0
+
+
+async def test_cancel_while_streaming_ends_the_turn_and_keeps_what_was_said(gateway: RunningGateway) -> None:
+    gateway.upstream.reply_text("word " * 300, chunk_size=5, chunk_delay=0.03)
+    gateway.upstream.reply_text("after the cancel")
+    async with gateway.connect("cancel-stream") as client:
+        await client.say("talk", message_id="m-c")
+        before = await _recv_n(client, 4)
+        await client.send({"type": "cancel", "message_id": "m-c"})
+        rest = await client.turn()
+        shown = _text(before + rest)
         await client.say("again")
-        assert [f["type"] for f in await client.recv_until(lambda f: f["type"] == "error")] == ["ack", "error"]
+        after = await client.turn()
+    assert rest[-1]["stop_reason"] == "cancelled" and 0 < len(shown) < len("word " * 300)
+    assert gateway.upstream.streams_cut == 1
+    assert _text(after) == "after the cancel"
+    history = gateway.upstream.requests[-1]["messages"]
+    assert history[-2] == {"role": "assistant", "content": shown}
 
 
-@pytest.mark.parametrize("gateway_overrides", [{"session_idle_ttl_s": 0.2}])
-async def test_idle_sessions_are_forgotten(gateway: RunningGateway) -> None:
-    gateway.upstream.reply_text("bye")
-    async with gateway.connect("idle") as client:
-        await client.say("hi")
-        await client.turn()
-    await asyncio.sleep(0.5)
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{gateway.url}/internal/sessions", headers=gateway.headers) as response,
-    ):
-        assert (await response.json())["sessions"] == []
+@pytest.mark.parametrize("approval", [False, True], ids=["tool-call", "approval"])
+async def test_cancel_while_a_tool_call_waits_resolves_it_as_cancelled(gateway: RunningGateway, approval: bool) -> None:
+    call = ("write_file", {"path": "a.txt", "content": "x"}) if approval else ("read_file", {"path": "a.txt"})
+    gateway.upstream.reply_tool_calls(call)
+    gateway.upstream.reply_text("next turn")
+    async with gateway.connect("cancel-call") as client:
+        await client.say("do it")
+        sent = (await client.recv_until(lambda f: f["type"] == "tool_call"))[-1]
+        assert sent["requires_approval"] is approval
+        await client.send({"type": "cancel"})
+        final = await client.recv()
+        await client.send({"type": "tool_result", "call_id": sent["call_id"], "result": "too late"})
+        late = await client.recv()
+        await client.say("go on")
+        after = await client.turn()
+    assert final["is_final"] and final["stop_reason"] == "cancelled"
+    assert late["code"] == "UNKNOWN_CALL_ID"
+    assert _text(after) == "next turn"
+    history = gateway.upstream.requests[-1]["messages"]
+    assert [m["role"] for m in history[1:]] == ["user", "assistant", "tool", "assistant", "user"]
+    assert "cancelled" in history[3]["content"]
 
 
-async def _session_ids(gateway: RunningGateway) -> list[str]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{gateway.url}/internal/sessions", headers=gateway.headers) as response,
-    ):
-        return sorted(s["session_id"] for s in (await response.json())["sessions"])
-
-
-async def test_the_session_cap_lets_go_of_the_longest_idle_session_first(make_gateway: Any) -> None:
+async def test_the_sessions_a_gateway_remembers_are_capped(make_gateway: Any) -> None:
     gateway = await make_gateway(max_sessions=2)
-    async with gateway.connect("oldest"):
-        pass
-    async with gateway.connect("newer"):
-        pass
-    async with gateway.connect("newest"):
-        assert await _session_ids(gateway) == ["newer", "newest"]
-        async with gateway.connect("one-more"):
-            assert await _session_ids(gateway) == ["newest", "one-more"], "sessions with a client stay"
+    gateway.upstream.reply_text("a")
+    gateway.upstream.reply_text("b")
+    gateway.upstream.reply_text("c")
+    for session in ("oldest", "newer", "newest"):
+        async with gateway.connect(session) as client:
+            await client.say("hi")
+            await client.turn()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{gateway.url}/internal/sessions", headers=gateway.headers) as response,
+    ):
+        remembered = sorted(s["session_id"] for s in (await response.json())["sessions"])
+    assert remembered == ["newer", "newest"]

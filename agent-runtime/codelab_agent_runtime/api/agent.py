@@ -112,8 +112,9 @@ async def session_events(
 
 
 async def _follow(feeds: Feeds, session_id: str, after: int) -> AsyncIterator[bytes]:
+    """`id:` is the seq, so a reader that lost the stream can name where to go on (SSE's Last-Event-ID)."""
     async for seq, text in feeds.follow(session_id, after):
-        yield b"id: %d\nevent: message\ndata: %s\n\n" % (seq, text.encode())
+        yield encode_event(text, MESSAGE_EVENT, seq)
 
 
 @router.post(

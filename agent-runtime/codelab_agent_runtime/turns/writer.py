@@ -31,6 +31,9 @@ class EventWriter:
         """The last seq in the database."""
         self._next = last_seq + 1
         self._pending: list[Event] = []
+        self._deltas = 0
+        """How many of the pending frames, from the first, are deltas: only those are written ahead of a commit (a
+        step's closing frames go with the state that closes it)."""
         self._flushing: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
 
@@ -53,8 +56,10 @@ class EventWriter:
         self._next += 1
         frame["seq"] = seq
         self._pending.append((seq, orjson.dumps(frame).decode()))
-        if is_delta(frame) and self._flushing is None:
-            self._flushing = asyncio.create_task(self._flush_deltas())
+        if is_delta(frame) and self._deltas == len(self._pending) - 1:
+            self._deltas += 1
+            if self._flushing is None:
+                self._flushing = asyncio.create_task(self._flush_deltas())
         return seq
 
     async def commit(
@@ -63,15 +68,17 @@ class EventWriter:
         """Write every appended frame and `state` in one transaction, then publish the frames; returns the last seq.
         Raises LeaseLost when the lease is gone (nothing of this write is stored or published)."""
         await self._settle()
-        batch, self._pending = self._pending, []
+        batch, self._pending, self._deltas = self._pending, [], 0
         await self._store.append(self.lease, self._written, batch, state=state, deadline=deadline, release=release)
         self._wrote(batch)
         return self._written
 
     async def _flush_deltas(self) -> None:
+        """Write the leading deltas in groups, while more arrive; the frame after them waits for the commit."""
         try:
-            while self._pending:
-                batch, self._pending = self._pending, []
+            while self._deltas:
+                batch, self._pending = self._pending[: self._deltas], self._pending[self._deltas :]
+                self._deltas = 0
                 await self._store.append(self.lease, self._written, batch)
                 self._wrote(batch)
         except BaseException as exc:  # kept for the next commit, which raises it in the step's own task

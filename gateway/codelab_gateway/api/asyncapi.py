@@ -19,9 +19,9 @@ from codelab_common.openapi import REF_TEMPLATE
 from codelab_common.protocol import SESSION_ID_PATTERN, InboundFrame, OutboundFrame
 from codelab_gateway.api import ws
 from codelab_gateway.core.config import Settings
-from codelab_gateway.services.connection import IDE_CLIENT, POLICY_VIOLATION, STREAM_CLIENT, ClientProfile
-from codelab_gateway.services.dialects import IdeDialect
-from codelab_gateway.services.inbound import IGNORED_FRAME_TYPES
+from codelab_gateway.transport.connection import IDE_CLIENT, POLICY_VIOLATION, STREAM_CLIENT, ClientProfile
+from codelab_gateway.transport.dialects import IdeDialect
+from codelab_gateway.transport.inbound import IGNORED_FRAME_TYPES
 
 ASYNCAPI_VERSION = "3.0.0"
 WS_BINDING_VERSION = "0.1.0"

@@ -19,22 +19,18 @@ class Settings(ServiceSettings):
     port: int = 8000
     agent_runtime_url: str = "http://127.0.0.1:8001"
     agent_runtime_api_key: Key = Field(description="X-Internal-Auth the gateway sends to agent-runtime")
-    tool_timeout_s: float = Field(default=120.0, gt=0, description="How long a client may take to answer a tool_call")
     max_frame_bytes: int = Field(default=1 << 20, gt=0, description="Largest inbound WebSocket frame accepted")
-    outbound_buffer_frames: int = Field(
-        default=1000, ge=10, description="Outbound frames a session keeps for a client that reconnects"
-    )
     max_sessions: int = Field(
         default=2_000,
         ge=1,
-        description="Sessions held in memory; beyond it the longest idle one (no client, no turn) is let go",
-    )
-    session_idle_ttl_s: float = Field(
-        default=900.0, gt=0, description="How long a session with no client and no turn is kept in memory"
+        description="Sessions whose last delivered seq the gateway remembers for clients that reconnect without "
+        "`last_seq`; beyond it the least recently used is forgotten (its client then resumes at the running turn)",
     )
     agent_connect_timeout_s: float = 5.0
     agent_read_timeout_s: float = Field(
         default=600.0, gt=0, description="Longest silence tolerated inside an agent-runtime stream"
     )
-    agent_max_connections: int = 512
+    agent_max_connections: int = Field(
+        default=0, ge=0, description="Open connections to agent-runtime (one per client being followed; 0: no limit)"
+    )
     agent_max_event_bytes: int = Field(default=8 << 20, description="Largest SSE line read from agent-runtime")

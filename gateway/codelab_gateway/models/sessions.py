@@ -5,21 +5,13 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 
-class TurnInfo(BaseModel):
-    message_id: str
-    state: str
-    pending_call_ids: list[str]
-
-
 class SessionInfo(BaseModel):
     session_id: str
     connected: bool
     dialect: str | None
     tools: list[str] | None
-    turn: TurnInfo | None
-    last_seq: int
-    delivered_seq: int
-    buffered_frames: int
+    delivered_seq: int | None
+    """The last seq a client of this gateway was sent (None: none yet, or forgotten)."""
 
 
 class SessionList(BaseModel):

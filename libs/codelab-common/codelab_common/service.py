@@ -22,6 +22,11 @@ def load_settings[S: ServiceSettings](settings_class: type[S]) -> S:
         sys.exit(f"invalid settings: {problems}")
 
 
+GRACEFUL_SHUTDOWN_S = 2
+"""How long a stopping service lets open streams run on: event streams follow a session until their reader leaves,
+so they are ended after this rather than waited for (their readers resume from their last seq elsewhere)."""
+
+
 def run_service(service: str, app: Any, settings: ServiceSettings, **uvicorn_options: Any) -> None:
     """Serve `app` with uvicorn (uvloop, httptools) after routing every log line through structlog."""
     configure_logging(service, settings.log_level, settings.log_json)
@@ -32,5 +37,6 @@ def run_service(service: str, app: Any, settings: ServiceSettings, **uvicorn_opt
         loop="uvloop",
         http="httptools",
         log_config=None,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         **uvicorn_options,
     )

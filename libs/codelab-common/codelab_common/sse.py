@@ -27,31 +27,36 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 class SSEEvent:
     event: str
     data: str
+    id: str | None = None
 
 
-def encode_event(data: str | bytes, event: str | None = None) -> bytes:
+def encode_event(data: str | bytes, event: str | None = None, event_id: int | None = None) -> bytes:
     """One SSE event; `data` must not contain newlines (JSON from orjson never does)."""
     payload = data.encode() if isinstance(data, str) else data
     head = b"event: " + event.encode() + b"\n" if event else b""
+    if event_id is not None:
+        head = b"id: %d\n" % event_id + head
     return head + b"data: " + payload + b"\n\n"
 
 
 async def iter_sse(lines: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
     """Events from a stream of lines (an aiohttp `response.content` iterates this way); comments are skipped."""
-    event = "message"
+    event, event_id = "message", None
     data: list[str] = []
     async for raw in lines:
         line = raw.decode().rstrip("\r\n")
         if not line:
             if data:
-                yield SSEEvent(event, "\n".join(data))
-            event, data = "message", []
+                yield SSEEvent(event, "\n".join(data), event_id)
+            event, event_id, data = "message", None, []
         elif line.startswith("data:"):
             data.append(line[5:].removeprefix(" "))
         elif line.startswith("event:"):
             event = line[6:].strip()
+        elif line.startswith("id:"):
+            event_id = line[3:].strip()
     if data:
-        yield SSEEvent(event, "\n".join(data))
+        yield SSEEvent(event, "\n".join(data), event_id)
 
 
 class EventStreamResponse(StreamingResponse):

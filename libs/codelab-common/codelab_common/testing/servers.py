@@ -12,6 +12,8 @@ from typing import Any
 import aiohttp
 import uvicorn
 
+from codelab_common.service import GRACEFUL_SHUTDOWN_S
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -22,7 +24,14 @@ def free_port() -> int:
 @asynccontextmanager
 async def serve_app(app: Any, port: int | None = None) -> AsyncIterator[str]:
     """Serve `app` with uvicorn on 127.0.0.1 and yield its base URL (`http://127.0.0.1:PORT`)."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=port or 0, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port or 0,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -1,6 +1,6 @@
 """Prometheus metrics of one gateway app (own registry, so several apps can live in one process, as in tests).
 
-Counted per connection, per frame, per step and per error. A frame sent to a client costs one dictionary lookup
+Counted per connection, per frame and per error. A frame sent to a client costs one dictionary lookup
 and one counter increment; nothing is logged per frame. Gauges are kept by increments, so several worker processes
 sum them in prometheus_client's multiprocess mode (`codelab_common.metrics`).
 """
@@ -22,21 +22,13 @@ class GatewayMetrics:
         self.live_connections = Gauge(
             "gateway_live_connections", "WebSocket connections open now", registry=registry, multiprocess_mode="livesum"
         )
-        self.sessions = Gauge(
-            "gateway_sessions", "Sessions held in memory", registry=registry, multiprocess_mode="livesum"
-        )
         self.reconnects = Counter(
             "gateway_reconnects",
-            "Connections to a session that had a client before (a return, or a replacement of a live one)",
+            "Connections to a session that had a client on this gateway before (a return, or a replacement)",
             registry=registry,
         )
-        self.replays = Counter(
-            "gateway_replays",
-            "Connections that began by sending frames written while no client read them",
-            registry=registry,
-        )
-        self.replayed_frames = Counter(
-            "gateway_replayed_frames", "Frames waiting for a client when it connected", registry=registry
+        self.resumes = Counter(
+            "gateway_resumes", "Connections that named the last seq they hold (`last_seq`)", registry=registry
         )
         self.frames_in = Counter(
             "gateway_frames_received", "Inbound frames accepted, by type", ["type"], registry=registry
@@ -46,9 +38,6 @@ class GatewayMetrics:
         )
         self.errors = Counter(
             "gateway_errors_sent", "Error frames the gateway itself sent, by code", ["code"], registry=registry
-        )
-        self.steps = Counter(
-            "gateway_agent_steps", "agent-runtime steps, by how they ended", ["status"], registry=registry
         )
         self._sent: dict[str, Counter] = {}
 

@@ -1,0 +1,98 @@
+"""Dialects: how one session's frames are rendered for a kind of client.
+
+Both dialects read the same frames of agent-runtime's event log; a dialect only decides which frames a client sees
+and in what shape. `stream` (the seed's `/ws/`) sends every frame as it is: ACKs, token deltas, extension frames,
+byte for byte. `ide` (the CodeLab IDE's `/api/v1/ws/`) shows each received frame as a chat bubble, so it gets no
+ACKs or extension frames, and the assistant's deltas are joined into one whole `assistant_message` (is_final true),
+flushed when a tool_call or an error follows or the message ends; the joined message carries the seq of the frame
+that flushed it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import orjson
+
+
+def frame_type(text: str) -> str:
+    """The `type` of a frame as agent-runtime writes it (`{"type":"...",...}`), without parsing the rest."""
+    if text.startswith('{"type":"'):
+        end = text.find('"', 9)
+        if end > 0:
+            return text[9:end]
+    kind = orjson.loads(text).get("type")
+    return kind if isinstance(kind, str) else ""
+
+
+class Dialect(Protocol):
+    name: str
+
+    def render(self, text: str) -> list[str]:
+        """The texts to send for one logged frame (none, or several when held text is flushed)."""
+        ...
+
+    @property
+    def holding(self) -> bool:
+        """True while rendered output still depends on frames already read (they are not delivered yet)."""
+        ...
+
+
+class StreamDialect:
+    """Every frame as agent-runtime wrote it."""
+
+    name = "stream"
+    holding = False
+
+    def render(self, text: str) -> list[str]:
+        return [text]
+
+
+class IdeDialect:
+    """Whole assistant messages and only the frame types the IDE knows."""
+
+    name = "ide"
+    PASSED_THROUGH = frozenset({"tool_call", "error"})
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._message_id: str | None = None
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._parts)
+
+    def render(self, text: str) -> list[str]:
+        kind = frame_type(text)
+        if kind == "assistant_message":
+            frame: dict[str, Any] = orjson.loads(text)
+            self._parts.append(frame.get("content") or "")
+            self._message_id = frame.get("message_id") or self._message_id
+            return self._flush(frame.get("seq")) if frame.get("is_final") else []
+        if kind in self.PASSED_THROUGH:
+            return [*self._flush(None), text]
+        return []
+
+    def _flush(self, seq: int | None) -> list[str]:
+        text = "".join(self._parts)
+        self._parts.clear()
+        if not text:
+            return []
+        message: dict[str, Any] = {
+            "type": "assistant_message",
+            "message_id": self._message_id or "",
+            "content": text,
+            "token": text,
+            "is_final": True,
+        }
+        if seq is not None:
+            message["seq"] = seq
+        return [orjson.dumps(message).decode()]
+
+
+def dialect_named(name: str) -> Dialect:
+    if name == IdeDialect.name:
+        return IdeDialect()
+    if name == StreamDialect.name:
+        return StreamDialect()
+    raise ValueError(f"unknown dialect {name!r}")
