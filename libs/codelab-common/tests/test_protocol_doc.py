@@ -12,13 +12,14 @@ from codelab_common.protocol import (
     TOOLS,
     AgentRequest,
     ErrorCode,
+    InputAccepted,
     StepDone,
     inbound_frame_adapter,
     outbound_frame_adapter,
 )
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "protocol.md"
-INBOUND = {"user_message", "tool_result"}
+INBOUND = {"user_message", "tool_result", "cancel", "resume"}
 OUTBOUND = {"ack", "assistant_message", "tool_call", "error"}
 
 
@@ -30,6 +31,8 @@ def _json_examples() -> list[dict[str, Any]]:
 def _validate(example: dict[str, Any]) -> None:
     if "session_id" in example:
         AgentRequest.model_validate(example)
+    elif "after_seq" in example:
+        InputAccepted.model_validate(example)
     elif "status" in example and "type" not in example:
         StepDone.model_validate(example)
     elif "error" in example and "type" not in example:
