@@ -1,0 +1,104 @@
+"""The session store on SQLite and the real PostgreSQL: the lease fences out a holder that lost it, the log keeps
+order, and a database made before the event log is upgraded in place."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from codelab_agent_runtime.models.session import SessionState
+from codelab_agent_runtime.store.sessions import LeaseLost, SqlSessionStore
+
+POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlSessionStore]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite" else POSTGRES_URL
+    store = SqlSessionStore(url)
+    await store.start()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def _session_id() -> str:
+    return f"store-{uuid.uuid4().hex[:12]}"
+
+
+async def test_a_holder_whose_lease_was_taken_over_cannot_write(store: SqlSessionStore) -> None:
+    session_id = _session_id()
+    first = await store.acquire(session_id, "instance-a", ttl_s=0.2)
+    assert first is not None
+    assert await store.acquire(session_id, "instance-b", ttl_s=5) is None, "held: nobody else gets it"
+    await store.append(first, 0, [(1, '{"seq":1}')])
+
+    await asyncio.sleep(0.3)  # instance-a pauses past its lease
+    second = await store.acquire(session_id, "instance-b", ttl_s=5)
+    assert second is not None and second.token > first.token
+    with pytest.raises(LeaseLost):
+        await store.append(first, 1, [(2, '{"seq":2,"from":"a"}')])
+    with pytest.raises(LeaseLost):
+        await store.renew(first, 5)
+    await store.append(second, 1, [(2, '{"seq":2,"from":"b"}')], state=SessionState(session_id=session_id))
+
+    assert await store.events_after(session_id, 0) == [(1, '{"seq":1}'), (2, '{"seq":2,"from":"b"}')]
+    stored = await store.load(session_id)
+    assert stored is not None and stored.last_seq == 2 == stored.state_seq
+    await store.delete(session_id)
+
+
+async def test_a_write_must_continue_the_log_where_it_ends(store: SqlSessionStore) -> None:
+    session_id = _session_id()
+    lease = await store.acquire(session_id, "instance-a", ttl_s=5)
+    assert lease is not None
+    await store.append(lease, 0, [(1, "{}"), (2, "{}")])
+    with pytest.raises(LeaseLost):
+        await store.append(lease, 1, [(2, "{}")])  # a stale view of the log's end writes nothing
+    await store.append(lease, 2, [(3, "{}")], release=True)
+    assert [seq for seq, _ in await store.events_after(session_id, 1)] == [2, 3]
+    assert await store.acquire(session_id, "instance-b", ttl_s=5) is not None, "released with the last write"
+    await store.delete(session_id)
+
+
+async def test_a_cancel_request_reaches_the_holder_at_its_next_renewal(store: SqlSessionStore) -> None:
+    session_id = _session_id()
+    lease = await store.acquire(session_id, "instance-a", ttl_s=5)
+    assert lease is not None
+    assert await store.renew(lease, 5) is False
+    assert await store.request_cancel(session_id) is True
+    assert await store.renew(lease, 5) is True
+    await store.release(lease)
+    assert await store.request_cancel(session_id) is False, "nobody drives the session: nothing to tell"
+    await store.delete(session_id)
+
+
+async def test_a_database_from_before_the_event_log_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE agent_sessions (session_id VARCHAR(128) PRIMARY KEY, state JSON NOT NULL, "
+            "updated_at DATETIME NOT NULL)"
+        )
+        state = SessionState(session_id="kept", messages=[{"role": "user", "content": "hi"}])
+        old.execute(
+            "INSERT INTO agent_sessions VALUES (?, ?, '2026-01-01 00:00:00')", ("kept", state.model_dump_json())
+        )
+    store = SqlSessionStore(f"sqlite+aiosqlite:///{path}")
+    await store.start()
+    try:
+        stored = await store.load("kept")
+        assert stored is not None and stored.state.messages == state.messages and stored.last_seq == 0
+        lease = await store.acquire("kept", "instance-a", ttl_s=5)
+        assert lease is not None
+        await store.append(lease, 0, [(1, "{}")])
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as upgraded:
+        assert upgraded.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
