@@ -29,10 +29,10 @@ import orjson
 import structlog
 
 from codelab_agent_runtime.core.config import Settings
+from codelab_agent_runtime.llm.client import LLMClient, LLMError, ModelReply, ToolCallDraft
 from codelab_agent_runtime.models.session import PendingCall, SessionState
 from codelab_agent_runtime.services import answer_checks, tool_messages, workspace_context
 from codelab_agent_runtime.services.context_window import build_messages
-from codelab_agent_runtime.services.llm_client import LLMClient, LLMError, ModelReply, ToolCallDraft
 from codelab_agent_runtime.services.prompt import system_prompt
 from codelab_agent_runtime.services.tool_catalog import Toolset
 from codelab_agent_runtime.services.tool_records import RecordFinder, call_written_as_text
@@ -120,10 +120,13 @@ class ModelLoop:
             try:
                 tool_choice = "none" if answer_only else None
                 stream = self._llm.stream(
-                    messages, toolset.definitions, reply, tool_choice=tool_choice, session_id=state.session_id
+                    messages, toolset.definitions, tool_choice=tool_choice, session_id=state.session_id
                 )
-                async for token in stream:
-                    visible = shown.take(token)
+                async for item in stream:
+                    if isinstance(item, ModelReply):
+                        reply = item
+                        continue
+                    visible = shown.take(item)
                     if visible:
                         yield frames.delta(message_id, visible)
                 rest = shown.rest()

@@ -27,10 +27,10 @@ import orjson
 import structlog
 
 from codelab_agent_runtime.core.config import Settings
+from codelab_agent_runtime.llm.client import LLMClient
 from codelab_agent_runtime.models.api import PendingCallView, SessionView
 from codelab_agent_runtime.models.session import PendingCall, SessionState
 from codelab_agent_runtime.services import tool_messages
-from codelab_agent_runtime.services.llm_client import LLMClient
 from codelab_agent_runtime.services.metrics import AgentMetrics, ToolOutcome, TurnOutcome
 from codelab_agent_runtime.services.tool_catalog import ToolCatalog
 from codelab_agent_runtime.store.sessions import Lease, LeaseLost, SqlSessionStore, StoredSession

@@ -1,4 +1,4 @@
-"""Streaming chat completions from llm-proxy, accumulated into text deltas and whole tool calls.
+"""Streaming chat completions from llm-proxy: the reply's text deltas as they come, then the whole reply.
 
 This is the hot path: one orjson parse per streamed chunk, plain dicts, no per-chunk logging. Each call is a client
 span (when the step is traced) whose `traceparent` goes to llm-proxy, and its time to the first token is measured.
@@ -38,7 +38,7 @@ class ToolCallDraft:
 
 @dataclass(slots=True)
 class ModelReply:
-    """What one model call produced; filled while the stream is consumed."""
+    """What one model call produced: its whole text, its tool calls and why it stopped."""
 
     text: list[str] = field(default_factory=list)
     drafts: dict[int, ToolCallDraft] = field(default_factory=dict)
@@ -74,13 +74,13 @@ class LLMClient:
         self,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
-        reply: ModelReply,
         *,
         tool_choice: str | None = None,
         session_id: str | None = None,
-    ) -> AsyncIterator[str]:
-        """Yield the reply's text deltas; tool calls and the finish reason land in `reply`. `session_id` goes to
+    ) -> AsyncIterator[str | ModelReply]:
+        """Yield the reply's text deltas (`str`) as they arrive, then the whole `ModelReply` last. `session_id` goes to
         llm-proxy as `X-Session-ID`, for its log lines."""
+        reply = ModelReply()
         body: dict[str, Any] = {"model": self._model, "messages": messages, "stream": True, **self._options}
         if tools:
             body["tools"] = tools
@@ -133,6 +133,7 @@ class LLMClient:
             if not finished and reply.finish_reason is None:
                 raise LLMError("the model's stream ended before the reply was complete")
             tracing.note(span, {"gen_ai.response.finish_reasons": [reply.finish_reason or "stop"]})
+        yield reply
 
 
 def _parse(data: str) -> dict[str, Any]:
