@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.request
 
-from codelab_agent_runtime.services.prompt import system_prompt
+from codelab_agent_runtime.turns.prompt import system_prompt
 from codelab_common.protocol import TOOLS
 from codelab_llm_proxy.services.tool_parsers import get_tool_parser
 

@@ -15,7 +15,7 @@ from codelab_common.metrics import MULTIPROC_DIR_ENV
 
 WORKER = """
 import sys
-from codelab_agent_runtime.services.metrics import AgentMetrics, TurnOutcome
+from codelab_agent_runtime.core.metrics import AgentMetrics, TurnOutcome
 from codelab_gateway.core.metrics import GatewayMetrics
 from codelab_llm_proxy.services.observability import ProxyMetrics
 

@@ -11,8 +11,8 @@ from fastapi import FastAPI, Request
 from codelab_agent_runtime.api import agent, metrics, sessions
 from codelab_agent_runtime.core.config import Settings
 from codelab_agent_runtime.core.errors import validation_code
+from codelab_agent_runtime.core.metrics import AgentMetrics
 from codelab_agent_runtime.llm.client import LLMClient, client_timeout
-from codelab_agent_runtime.services.metrics import AgentMetrics
 from codelab_agent_runtime.store.sessions import SqlSessionStore
 from codelab_agent_runtime.turns.feed import Feeds
 from codelab_agent_runtime.turns.runner import Turns

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from codelab_agent_runtime.services.answer_checks import unfinished
+from codelab_agent_runtime.turns.answer_checks import unfinished
 
 OFFERED = ("read_file", "write_file", "edit_file", "list_files", "run_command")
 REQUEST = "Files in the project:\nshapes.py\napp.py\ntest_app.py\n\nMy request: rename Box to Crate"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from codelab_agent_runtime.services.tool_records import RecordFinder, call_written_as_text
+from codelab_agent_runtime.tools.records import RecordFinder, call_written_as_text
 
 FINDER = RecordFinder.for_tools(("read_file", "write_file"))
 

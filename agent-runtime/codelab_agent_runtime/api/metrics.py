@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from codelab_agent_runtime.services.metrics import AgentMetrics
+from codelab_agent_runtime.core.metrics import AgentMetrics
 
 router = APIRouter(tags=["internal"])
 

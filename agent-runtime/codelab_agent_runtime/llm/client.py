@@ -16,7 +16,7 @@ import orjson
 from aiohttp.http_exceptions import HttpProcessingError
 from opentelemetry.trace import SpanKind
 
-from codelab_agent_runtime.services.metrics import AgentMetrics
+from codelab_agent_runtime.core.metrics import AgentMetrics
 from codelab_common import tracing
 from codelab_common.auth import INTERNAL_AUTH_HEADER
 from codelab_common.request_id import SESSION_ID_HEADER

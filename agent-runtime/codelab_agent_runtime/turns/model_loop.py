@@ -31,13 +31,13 @@ import structlog
 from codelab_agent_runtime.core.config import Settings
 from codelab_agent_runtime.llm.client import LLMClient, LLMError, ModelReply, ToolCallDraft
 from codelab_agent_runtime.models.session import PendingCall, SessionState
-from codelab_agent_runtime.services import answer_checks, tool_messages, workspace_context
-from codelab_agent_runtime.services.context_window import build_messages
-from codelab_agent_runtime.services.prompt import system_prompt
-from codelab_agent_runtime.services.tool_catalog import Toolset
-from codelab_agent_runtime.services.tool_records import RecordFinder, call_written_as_text
-from codelab_agent_runtime.turns import frames
+from codelab_agent_runtime.tools import messages as tool_messages
+from codelab_agent_runtime.tools.catalog import Toolset
+from codelab_agent_runtime.tools.records import RecordFinder, call_written_as_text
+from codelab_agent_runtime.turns import answer_checks, frames, workspace_context
+from codelab_agent_runtime.turns.context_window import build_messages
 from codelab_agent_runtime.turns.frames import Frame, StepEnd
+from codelab_agent_runtime.turns.prompt import system_prompt
 from codelab_common import tracing
 from codelab_common.protocol import ErrorCode, StepStatus, StopReason, ToolCall
 

@@ -27,13 +27,13 @@ import orjson
 import structlog
 
 from codelab_agent_runtime.core.config import Settings
+from codelab_agent_runtime.core.metrics import AgentMetrics, ToolOutcome, TurnOutcome
 from codelab_agent_runtime.llm.client import LLMClient
 from codelab_agent_runtime.models.api import PendingCallView, SessionView
 from codelab_agent_runtime.models.session import PendingCall, SessionState
-from codelab_agent_runtime.services import tool_messages
-from codelab_agent_runtime.services.metrics import AgentMetrics, ToolOutcome, TurnOutcome
-from codelab_agent_runtime.services.tool_catalog import ToolCatalog
 from codelab_agent_runtime.store.sessions import Lease, LeaseLost, SqlSessionStore, StoredSession
+from codelab_agent_runtime.tools import messages as tool_messages
+from codelab_agent_runtime.tools.catalog import ToolCatalog
 from codelab_agent_runtime.turns import frames
 from codelab_agent_runtime.turns.feed import Feeds
 from codelab_agent_runtime.turns.frames import Frame, StepEnd

@@ -12,7 +12,7 @@ from enum import StrEnum
 from fastapi.responses import Response
 from prometheus_client import Counter, Histogram
 
-from codelab_agent_runtime.services import tool_messages
+from codelab_agent_runtime.tools import messages as tool_messages
 from codelab_common.metrics import app_registry, metrics_response
 from codelab_common.protocol import ErrorCode, StepStatus
 from codelab_common.protocol.agent_api import TOOL_TIMEOUT_ERROR
