@@ -41,7 +41,7 @@ from codelab_client.approvals import approve_all
 from codelab_client.events import SessionListener
 from codelab_client.launcher import LOCAL_MODELS, Ports, UpOptions, plan_services, resolve_keys
 from codelab_client.launcher.supervisor import StartupError, Supervisor
-from codelab_client.session import AgentSession, SessionClosed, TurnResult
+from codelab_client.session import AgentSession, MessageRefused, SessionClosed, TurnResult
 from codelab_client.tools import ToolExecutor
 from codelab_common.protocol import TOOLS, ToolCall
 
@@ -322,7 +322,7 @@ async def run_all(
             workspace = root / "workspaces" / f"{task.name}-{attempt}"
             try:
                 record = await run_task(task, attempt, workspace, endpoint, timeout)
-            except SessionClosed as exc:
+            except (SessionClosed, MessageRefused) as exc:
                 if not records:
                     raise SetupError(str(exc)) from exc
                 record = closed_record(task, attempt, str(exc))

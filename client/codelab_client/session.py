@@ -203,9 +203,9 @@ class AgentSession:
         return self._turn.message_id if self._turn is not None else None
 
     def _connect_url(self) -> str:
+        # Holding no seq yet, the gateway starts the connection where the session's last input left off, or at the
+        # running turn's first frame: exactly this turn's frames, without replaying the session's whole log.
         after = self.last_seq
-        if after is None and self._turn is not None and self._turn.sent:
-            after = 0  # the turn's frames are somewhere after the start of the log; none is held yet
         return self.url if after is None else f"{self.url}&last_seq={after}"
 
     async def connect(self) -> None:
