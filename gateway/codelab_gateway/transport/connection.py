@@ -143,36 +143,45 @@ class ClientConnection:
                 await self.reject(ErrorCode.INVALID_FORMAT, "binary frames are not supported; send JSON text frames")
                 continue
             try:
-                frame = parse_frame(text, max_bytes)
-            except FrameError as exc:
-                await self.reject(ErrorCode.INVALID_FORMAT, str(exc))
-                continue
-            if frame is None:
-                continue
-            self._metrics.frames_in.labels(frame.type).inc()
-            if isinstance(frame, Resume):
-                self.follow(frame.last_seq)
-                continue
-            if isinstance(frame, UserMessage):
-                self._start_turn(frame)
-            span = tracing.start_span(
-                f"input {frame.type}",
-                kind=SpanKind.CLIENT,
-                parent=self._turn_span,
-                attributes={"codelab.session_id": self.session_id},
-            )
-            with tracing.ending(span, current=True):
-                try:
-                    accepted = await self._agent.submit(self.session_id, frame, self.tools, tracing.trace_headers(span))
-                    if self._hub.delivered(self.session_id) is None:
-                        # Whatever came before this input the client has no need of; on a return it starts here.
-                        self._hub.mark_delivered(self.session_id, accepted.after_seq)
-                except (InputRefused, AgentUnavailable) as exc:
-                    call_id = frame.call_id if isinstance(frame, ToolResult) else None
-                    message_id = getattr(frame, "message_id", None)
-                    await self.reject(exc.code, exc.message, call_id=call_id, message_id=message_id)
-                    if isinstance(frame, UserMessage):
-                        self._end_turn(exc.code.value)
+                await self._take(text, max_bytes)
+            except (WebSocketDisconnect, OSError, RuntimeError):
+                raise
+            except Exception:  # a frame never ends the connection: the client is told, the socket stays
+                log.exception("handling a client frame failed")
+                await self.reject(ErrorCode.INTERNAL, "the gateway failed to handle this frame; send it again")
+
+    async def _take(self, text: str, max_bytes: int) -> None:
+        try:
+            frame = parse_frame(text, max_bytes)
+        except FrameError as exc:
+            await self.reject(ErrorCode.INVALID_FORMAT, str(exc))
+            return
+        if frame is None:
+            return
+        self._metrics.frames_in.labels(frame.type).inc()
+        if isinstance(frame, Resume):
+            self.follow(frame.last_seq)
+            return
+        if isinstance(frame, UserMessage):
+            self._start_turn(frame)
+        span = tracing.start_span(
+            f"input {frame.type}",
+            kind=SpanKind.CLIENT,
+            parent=self._turn_span,
+            attributes={"codelab.session_id": self.session_id},
+        )
+        with tracing.ending(span, current=True):
+            try:
+                accepted = await self._agent.submit(self.session_id, frame, self.tools, tracing.trace_headers(span))
+                if self._hub.delivered(self.session_id) is None:
+                    # Whatever came before this input the client has no need of; on a return it starts here.
+                    self._hub.mark_delivered(self.session_id, accepted.after_seq)
+            except (InputRefused, AgentUnavailable) as exc:
+                call_id = frame.call_id if isinstance(frame, ToolResult) else None
+                message_id = getattr(frame, "message_id", None)
+                await self.reject(exc.code, exc.message, call_id=call_id, message_id=message_id)
+                if isinstance(frame, UserMessage):
+                    self._end_turn(exc.code.value)
 
     # --- the turn's trace ------------------------------------------------------------------------------------------
 

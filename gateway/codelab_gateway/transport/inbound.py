@@ -36,10 +36,12 @@ def parse_frame(text: str, max_bytes: int) -> UserMessage | ToolResult | Cancel 
     kind = data.get("type")
     if kind is None:
         raise FrameError("frame has no 'type'; expected one of: " + ", ".join(INBOUND_FRAME_TYPES))
+    if not isinstance(kind, str):
+        raise FrameError(f"'type' must be a string, got {_json_kind(kind)}")
     if kind in IGNORED_FRAME_TYPES:
         return None
-    if not isinstance(kind, str) or kind not in INBOUND_FRAME_TYPES:
-        raise FrameError(f"unknown frame type {kind!r}; expected one of: " + ", ".join(INBOUND_FRAME_TYPES))
+    if kind not in INBOUND_FRAME_TYPES:
+        raise FrameError(f"unknown frame type {kind[:64]!r}; expected one of: " + ", ".join(INBOUND_FRAME_TYPES))
     try:
         return inbound_frame_adapter.validate_python(data)
     except ValidationError as exc:
@@ -52,6 +54,8 @@ def _without_tag(errors: list[Any]) -> list[dict[str, Any]]:
 
 
 def _json_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
     if isinstance(value, list):
         return "an array"
     if isinstance(value, str):

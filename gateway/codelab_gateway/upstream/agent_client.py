@@ -116,4 +116,8 @@ def _unavailable(status: int, payload: bytes) -> AgentUnavailable:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "its stream broke off"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"no connection to {exc.host}:{exc.port}"
     return str(exc) or type(exc).__name__
