@@ -2,7 +2,9 @@
 its schema brought to the newest migration at start.
 
 A database made before migrations existed (the sessions table and no `alembic_version`) is stamped with the first
-revision, so the next ones upgrade it in place.
+revision, so the next ones upgrade it in place. On PostgreSQL, instances that start together migrate one at a time
+(an advisory lock held until the migration commits), so the later ones find the schema made instead of failing to
+create it again.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, inspect
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 FIRST_REVISION = "0001"
+MIGRATION_LOCK = 0x636F64656C6162
+"""The PostgreSQL advisory lock key that serializes migrations (any fixed number; this one spells "codelab")."""
 
 
 def create_engine(database_url: str) -> AsyncEngine:
@@ -41,6 +45,8 @@ def _upgrade(connection: Connection) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     tables = inspect(connection).get_table_names()
     if "agent_sessions" in tables and "alembic_version" not in tables:
         command.stamp(config, FIRST_REVISION)
