@@ -269,6 +269,8 @@ class Turns:
                 raise RuntimeError("the step ended without saying how")
             await self._end_step(step, writer, state, end)
         except asyncio.CancelledError:
+            if step.stopped is _StopReason.LEASE_LOST:
+                log.warning("session lease lost mid-step; the step stops without writing", session_id=state.session_id)
             if step.stopped is not _StopReason.USER:
                 raise  # shutting down, or the lease is gone: write nothing
             last = await self._end_cancelled(writer, state)
