@@ -190,7 +190,7 @@ async def test_wrong_agent_runtime_key_is_reported_as_agent_down(make_gateway: A
 
 
 async def test_a_message_sent_the_instant_a_turn_ends_is_never_busy(gateway: RunningGateway) -> None:
-    turns = 200
+    turns = 1_000
     for _ in range(turns):
         gateway.upstream.reply_text("ok")
     busy = 0
