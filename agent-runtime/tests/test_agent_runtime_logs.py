@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from codelab_agent_runtime.store.sessions import SqlSessionStore, StoredSession
+from codelab_agent_runtime.store.sessions import Lease, SqlSessionStore
 from codelab_common.logs import configure_logging
 from tests.fixtures.agent_runtime import RunningAgentRuntime
 
@@ -14,10 +14,10 @@ from tests.fixtures.agent_runtime import RunningAgentRuntime
 async def test_a_failed_step_logs_its_traceback_with_the_session(
     agent_runtime: RunningAgentRuntime, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async def unreadable(self: SqlSessionStore, session_id: str) -> StoredSession | None:
+    async def unreadable(self: SqlSessionStore, session_id: str, owner: str, ttl_s: float) -> Lease | None:
         raise OSError("disk I/O error")
 
-    monkeypatch.setattr(SqlSessionStore, "load", unreadable)
+    monkeypatch.setattr(SqlSessionStore, "acquire", unreadable)
     configure_logging("agent-runtime")
 
     step = await agent_runtime.send("broken-1", {"type": "user_message", "content": "hi"})

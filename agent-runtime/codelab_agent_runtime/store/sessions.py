@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from codelab_agent_runtime.models.session import SessionState
 from codelab_agent_runtime.store.database import create_engine, migrate
@@ -31,12 +32,6 @@ class LeaseLost(Exception):
     """The session's lease was taken by another holder (or expired and was taken); nothing was written."""
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
-    session_id: str
-    token: int
-
-
 @dataclass(slots=True)
 class StoredSession:
     state: SessionState
@@ -45,6 +40,14 @@ class StoredSession:
     lease_owner: str | None
     lease_until: float | None
     cancel_requested: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    session_id: str
+    token: int
+    taken: StoredSession | None = field(default=None, compare=False)
+    """The session as it was when the lease was taken (read in the same statement)."""
 
 
 class SqlSessionStore:
@@ -76,27 +79,10 @@ class SqlSessionStore:
     # --- reading ---------------------------------------------------------------------------------------------------
 
     async def load(self, session_id: str) -> StoredSession | None:
-        columns = sessions_table.c
-        query = select(
-            columns.state,
-            columns.last_seq,
-            columns.state_seq,
-            columns.lease_owner,
-            columns.lease_until,
-            columns.cancel_requested,
-        ).where(columns.session_id == session_id)
+        query = select(*_SESSION_COLUMNS).where(sessions_table.c.session_id == session_id)
         async with self.engine.connect() as connection:
             row = (await connection.execute(query)).first()
-        if row is None:
-            return None
-        return StoredSession(
-            state=SessionState.model_validate(row.state) if row.state else SessionState(session_id=session_id),
-            last_seq=row.last_seq,
-            state_seq=row.state_seq,
-            lease_owner=row.lease_owner,
-            lease_until=row.lease_until,
-            cancel_requested=bool(row.cancel_requested),
-        )
+        return None if row is None else _stored(session_id, row)
 
     async def events_after(self, session_id: str, after: int, limit: int = 500) -> list[Event]:
         columns = events_table.c
@@ -123,31 +109,26 @@ class SqlSessionStore:
     # --- the lease -------------------------------------------------------------------------------------------------
 
     async def acquire(self, session_id: str, owner: str, ttl_s: float) -> Lease | None:
-        """Take the session's lease if no one holds it (or the holder's expired); None when someone does."""
+        """Take the session's lease if no one holds it (or the holder's expired), reading the session in the same
+        statement; None when someone holds it. A session seen for the first time gets its row."""
         now = time.time()
-        columns = sessions_table.c
         async with self.engine.begin() as connection:
-            try:
-                async with connection.begin_nested():
-                    await connection.execute(insert(sessions_table).values(session_id=session_id, **_new_row(now)))
-            except IntegrityError:
-                pass  # the row exists
-            taken = await connection.execute(
-                update(sessions_table)
-                .where(
-                    columns.session_id == session_id,
-                    or_(columns.lease_owner.is_(None), columns.lease_until < now),
+            row = await _take(connection, session_id, owner, now, ttl_s)
+            if row is None:
+                exists = await connection.execute(
+                    select(sessions_table.c.session_id).where(sessions_table.c.session_id == session_id)
                 )
-                .values(
-                    lease_owner=owner,
-                    lease_until=now + ttl_s,
-                    lease_token=columns.lease_token + 1,
-                    cancel_requested=False,
-                )
-                .returning(columns.lease_token)
-            )
-            token = taken.scalar_one_or_none()
-        return None if token is None else Lease(session_id, token)
+                if exists.first() is not None:
+                    return None
+                try:
+                    async with connection.begin_nested():
+                        await connection.execute(insert(sessions_table).values(session_id=session_id, **_new_row(now)))
+                except IntegrityError:
+                    pass  # made meanwhile by another instance; the update below decides who holds it
+                row = await _take(connection, session_id, owner, now, ttl_s)
+        if row is None:
+            return None
+        return Lease(session_id, row.lease_token, _stored(session_id, row))
 
     async def renew(self, lease: Lease, ttl_s: float) -> bool:
         """Extend the lease; False when it was lost. Also answers whether a cancel was requested meanwhile."""
@@ -230,6 +211,39 @@ class SqlSessionStore:
             await connection.execute(delete(events_table).where(events_table.c.session_id == session_id))
             gone = await connection.execute(delete(sessions_table).where(sessions_table.c.session_id == session_id))
         return bool(gone.rowcount)
+
+
+_SESSION_COLUMNS = (
+    sessions_table.c.state,
+    sessions_table.c.last_seq,
+    sessions_table.c.state_seq,
+    sessions_table.c.lease_owner,
+    sessions_table.c.lease_until,
+    sessions_table.c.cancel_requested,
+    sessions_table.c.lease_token,
+)
+
+
+async def _take(connection: AsyncConnection, session_id: str, owner: str, now: float, ttl_s: float) -> Row[Any] | None:
+    columns = sessions_table.c
+    taken = await connection.execute(
+        update(sessions_table)
+        .where(columns.session_id == session_id, or_(columns.lease_owner.is_(None), columns.lease_until < now))
+        .values(lease_owner=owner, lease_until=now + ttl_s, lease_token=columns.lease_token + 1, cancel_requested=False)
+        .returning(*_SESSION_COLUMNS)
+    )
+    return taken.first()
+
+
+def _stored(session_id: str, row: Any) -> StoredSession:
+    return StoredSession(
+        state=SessionState.model_validate(row.state) if row.state else SessionState(session_id=session_id),
+        last_seq=row.last_seq,
+        state_seq=row.state_seq,
+        lease_owner=row.lease_owner,
+        lease_until=row.lease_until,
+        cancel_requested=bool(row.cancel_requested),
+    )
 
 
 def _new_row(now: float) -> dict[str, Any]:

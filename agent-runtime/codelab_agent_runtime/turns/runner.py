@@ -469,10 +469,10 @@ class Turns:
             await self._store.release(lease)
 
     async def _stored(self, lease: Lease) -> StoredSession:
-        stored = await self._store.load(lease.session_id)
-        if stored is None:  # the row is made when the lease is first taken
+        """The session as it was when the lease was taken."""
+        if lease.taken is None:
             raise LeaseLost(lease.session_id)
-        return stored
+        return lease.taken
 
     async def _answered(self, session_id: str, call_id: str) -> bool:
         stored = await self._store.load(session_id)
