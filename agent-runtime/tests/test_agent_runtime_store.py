@@ -4,6 +4,7 @@ order, and a database made before the event log is upgraded in place."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -102,3 +103,28 @@ async def test_a_database_from_before_the_event_log_is_upgraded_in_place(tmp_pat
         await store.close()
     with sqlite3.connect(path) as upgraded:
         assert upgraded.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+
+
+async def test_a_write_cancelled_midway_still_finishes_and_leaves_the_database_writable(
+    store: SqlSessionStore,
+) -> None:
+    """A lease renewal (or any write) cancelled inside its transaction used to leave SQLite's write lock held: every
+    other write then waited out the 5 s busy timeout and failed."""
+    held, other = _session_id(), _session_id()
+    lease = await store.acquire(held, "instance-a", ttl_s=5)
+    assert lease is not None
+    taken = await store.acquire(other, "instance-b", ttl_s=5)
+    assert taken is not None
+    for attempt in range(36):
+        renewal = asyncio.create_task(store.renew(lease, 5))
+        for _ in range(attempt % 12):  # cancel it at a different point of its transaction each time
+            await asyncio.sleep(0)
+        renewal.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewal
+        started = asyncio.get_running_loop().time()
+        await store.renew(taken, 5)
+        assert asyncio.get_running_loop().time() - started < 1.0, f"a write waited on a lock (attempt {attempt})"
+    assert await store.renew(lease, 5) is False, "the cancelled renewals did their work"
+    await store.delete(held)
+    await store.delete(other)

@@ -54,7 +54,8 @@ def _upgrade(connection: Connection) -> None:
 
 
 def _pool(url: URL) -> dict[str, Any]:
-    return {} if url.get_backend_name() == "sqlite" else {"pool_size": 10, "max_overflow": 20}
+    """Connections for the followers' reads as well as the writes (a thousand followers catch up at once)."""
+    return {"pool_size": 20, "max_overflow": 40}
 
 
 def _json_dumps(value: Any) -> str:

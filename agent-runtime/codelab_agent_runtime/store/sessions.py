@@ -9,14 +9,16 @@ cut off, its lease expired and taken) can no longer write: its UPDATE matches no
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select, update
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -54,6 +56,26 @@ class SqlSessionStore:
     def __init__(self, database_url: str) -> None:
         self._url = database_url
         self._engine: AsyncEngine | None = None
+        self._one_writer = asyncio.Lock() if make_url(database_url).get_backend_name() == "sqlite" else None
+        """SQLite takes one writer at a time; queued here, writers go in order instead of retrying in SQLite's busy
+        handler (sleeps of up to 100 ms, in no order)."""
+
+    async def _write[T](self, work: Coroutine[Any, Any, T]) -> T:
+        """Run one write transaction to its end even when the caller is cancelled meanwhile: a transaction cut by a
+        cancellation can leave SQLite's write lock held, and every other writer waits for it."""
+        task = asyncio.ensure_future(self._in_turn(work))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await task
+            raise
+
+    async def _in_turn[T](self, work: Coroutine[Any, Any, T]) -> T:
+        if self._one_writer is None:
+            return await work
+        async with self._one_writer:
+            return await work
 
     @property
     def engine(self) -> AsyncEngine:
@@ -111,6 +133,9 @@ class SqlSessionStore:
     async def acquire(self, session_id: str, owner: str, ttl_s: float) -> Lease | None:
         """Take the session's lease if no one holds it (or the holder's expired), reading the session in the same
         statement; None when someone holds it. A session seen for the first time gets its row."""
+        return await self._write(self._acquire(session_id, owner, ttl_s))
+
+    async def _acquire(self, session_id: str, owner: str, ttl_s: float) -> Lease | None:
         now = time.time()
         async with self.engine.begin() as connection:
             row = await _take(connection, session_id, owner, now, ttl_s)
@@ -131,7 +156,10 @@ class SqlSessionStore:
         return Lease(session_id, row.lease_token, _stored(session_id, row))
 
     async def renew(self, lease: Lease, ttl_s: float) -> bool:
-        """Extend the lease; False when it was lost. Also answers whether a cancel was requested meanwhile."""
+        """Extend the lease (LeaseLost when it was lost); answers whether a cancel was requested meanwhile."""
+        return await self._write(self._renew(lease, ttl_s))
+
+    async def _renew(self, lease: Lease, ttl_s: float) -> bool:
         columns = sessions_table.c
         async with self.engine.begin() as connection:
             result = await connection.execute(
@@ -146,6 +174,9 @@ class SqlSessionStore:
         return bool(row.cancel_requested)
 
     async def release(self, lease: Lease) -> None:
+        await self._write(self._release(lease))
+
+    async def _release(self, lease: Lease) -> None:
         columns = sessions_table.c
         async with self.engine.begin() as connection:
             await connection.execute(
@@ -156,6 +187,9 @@ class SqlSessionStore:
 
     async def request_cancel(self, session_id: str) -> bool:
         """Ask the instance driving the session's turn to cancel it; False when no one drives it."""
+        return await self._write(self._request_cancel(session_id))
+
+    async def _request_cancel(self, session_id: str) -> bool:
         columns = sessions_table.c
         async with self.engine.begin() as connection:
             result = await connection.execute(
@@ -179,6 +213,17 @@ class SqlSessionStore:
     ) -> None:
         """Append `events` (seq expected_seq+1, ...) and, when given, the new state, in one transaction fenced by
         the lease; `release` lets go of the lease in the same write."""
+        await self._write(self._append(lease, expected_seq, events, state, deadline, release))
+
+    async def _append(
+        self,
+        lease: Lease,
+        expected_seq: int,
+        events: Sequence[Event],
+        state: SessionState | None,
+        deadline: float | None,
+        release: bool,
+    ) -> None:
         columns = sessions_table.c
         last_seq = events[-1][0] if events else expected_seq
         values: dict[str, Any] = {"last_seq": last_seq}
@@ -207,6 +252,9 @@ class SqlSessionStore:
                 await connection.execute(insert(events_table), rows)
 
     async def delete(self, session_id: str) -> bool:
+        return await self._write(self._delete(session_id))
+
+    async def _delete(self, session_id: str) -> bool:
         async with self.engine.begin() as connection:
             await connection.execute(delete(events_table).where(events_table.c.session_id == session_id))
             gone = await connection.execute(delete(sessions_table).where(sessions_table.c.session_id == session_id))
@@ -224,7 +272,7 @@ _SESSION_COLUMNS = (
 )
 
 
-async def _take(connection: AsyncConnection, session_id: str, owner: str, now: float, ttl_s: float) -> Row[Any] | None:
+async def _take(connection: AsyncConnection, session_id: str, owner: str, now: float, ttl_s: float) -> Any:
     columns = sessions_table.c
     taken = await connection.execute(
         update(sessions_table)

@@ -97,21 +97,26 @@ class Feeds:
         """Every frame after `after`, in order, once each, then the live ones; until the caller stops."""
         feed = self._join(session_id)
         cursor = after
+        polled = False
         try:
             while True:
                 feed.changed.clear()
                 batch = feed.after(cursor)
-                if not batch:
-                    # Nothing in memory after the cursor: the database may hold what the feed never saw.
+                if batch is None or (not batch and polled):
+                    # The feed cannot tell (it began after the cursor, or saw a gap), or nothing came for a while:
+                    # the database has whatever the feed never saw.
                     batch = await self._store.events_after(session_id, cursor, PAGE)
+                polled = False
                 for event in batch:
                     yield event
                     cursor = event[0]
                 if batch:
                     continue
-                with contextlib.suppress(TimeoutError):
+                try:
                     async with asyncio.timeout(self._poll_s):
                         await feed.changed.wait()
+                except TimeoutError:
+                    polled = True
         finally:
             self._leave(session_id, feed)
 

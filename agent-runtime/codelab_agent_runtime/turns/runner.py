@@ -95,6 +95,9 @@ class _StopReason(StrEnum):
 class _Step:
     message_id: str
     task: asyncio.Task[None] | None = None
+    keeper: asyncio.Task[None] | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the step is over: its lease keeper stops at its next wake (never cancelled mid-write)."""
     outcome: asyncio.Future[StepOutcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     stopped: _StopReason | None = None
 
@@ -257,7 +260,7 @@ class Turns:
     async def _drive(
         self, step: _Step, writer: EventWriter, state: SessionState, steps: AsyncIterator[Frame | StepEnd]
     ) -> None:
-        keeper = asyncio.create_task(self._keep_lease(step, writer.lease))
+        step.keeper = asyncio.create_task(self._keep_lease(step, writer.lease))
         end = StepEnd(StepStatus.FAILED, error_code=ErrorCode.INTERNAL)
         try:
             async for item in steps:
@@ -291,7 +294,7 @@ class Turns:
                 await writer.commit(state, release=True)
             self._metrics.turn_ended(TurnOutcome.ERROR, state.step_count)
         finally:
-            keeper.cancel()
+            step.ended.set()
             if self._steps.get(state.session_id) is step:
                 del self._steps[state.session_id]
             if not step.outcome.done():
@@ -334,7 +337,11 @@ class Turns:
         every = min(ttl / 3, 1.0)
         lost_at = time.monotonic() + ttl
         while True:
-            await asyncio.sleep(every)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every):
+                    await step.ended.wait()
+            if step.ended.is_set():
+                return
             try:
                 if await self._store.renew(lease, ttl):
                     step.stop(_StopReason.USER)

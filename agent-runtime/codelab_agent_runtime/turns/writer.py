@@ -69,8 +69,7 @@ class EventWriter:
         Raises LeaseLost when the lease is gone (nothing of this write is stored or published)."""
         await self._settle()
         batch, self._pending, self._deltas = self._pending, [], 0
-        await self._store.append(self.lease, self._written, batch, state=state, deadline=deadline, release=release)
-        self._wrote(batch)
+        await self._append(batch, state=state, deadline=deadline, release=release)
         return self._written
 
     async def _flush_deltas(self) -> None:
@@ -79,8 +78,7 @@ class EventWriter:
             while self._deltas:
                 batch, self._pending = self._pending[: self._deltas], self._pending[self._deltas :]
                 self._deltas = 0
-                await self._store.append(self.lease, self._written, batch)
-                self._wrote(batch)
+                await self._append(batch)
         except BaseException as exc:  # kept for the next commit, which raises it in the step's own task
             self._failure = exc
         finally:
@@ -92,6 +90,29 @@ class EventWriter:
         if self._failure is not None:
             failure, self._failure = self._failure, None
             raise failure
+
+    async def _append(
+        self,
+        batch: list[Event],
+        *,
+        state: SessionState | None = None,
+        deadline: float | None = None,
+        release: bool = False,
+    ) -> None:
+        """Write a batch; once written it is published, also when the step was cancelled while the write ran (the
+        store finishes a write it started)."""
+        write = asyncio.ensure_future(
+            self._store.append(self.lease, self._written, batch, state=state, deadline=deadline, release=release)
+        )
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await write
+            if write.done() and not write.cancelled() and write.exception() is None:
+                self._wrote(batch)
+            raise
+        self._wrote(batch)
 
     def _wrote(self, batch: list[Event]) -> None:
         if batch:
