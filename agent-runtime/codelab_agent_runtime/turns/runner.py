@@ -96,6 +96,7 @@ class _Step:
     message_id: str
     task: asyncio.Task[None] | None = None
     keeper: asyncio.Task[None] | None = None
+    writer: EventWriter | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the step is over: its lease keeper stops at its next wake (never cancelled mid-write)."""
     outcome: asyncio.Future[StepOutcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
@@ -146,8 +147,9 @@ class Turns:
         waits = isinstance(message, ToolResult)
         lease = await self._take(session_id, self._settings.busy_wait_s if waits else 0.0)
         if lease is None:
-            if isinstance(message, ToolResult) and await self._answered(session_id, message.call_id):
-                return Submission(InputAccepted(status="duplicate", after_seq=0))
+            stored = await self._store.load(session_id)
+            if isinstance(message, ToolResult) and stored is not None and message.call_id in stored.state.answered:
+                return Submission(InputAccepted(status="duplicate", after_seq=stored.last_seq))
             raise InputRefused(ErrorCode.BUSY, "The agent is still working on this session; wait for its answer.")
         started = False
         try:
@@ -226,11 +228,13 @@ class Turns:
         if step is not None:
             if cancel.message_id in (None, step.message_id):
                 step.stop(_StopReason.USER)
-            return Submission(InputAccepted(after_seq=0, message_id=step.message_id), step.outcome)
+            written = step.writer.written_seq if step.writer is not None else 0
+            return Submission(InputAccepted(after_seq=written, message_id=step.message_id), step.outcome)
         lease = await self._take(session_id, self._settings.busy_wait_s)
         if lease is None:
             await self._store.request_cancel(session_id)  # the instance driving the step sees it within a second
-            return Submission(InputAccepted(after_seq=0))
+            stored = await self._store.load(session_id)
+            return Submission(InputAccepted(after_seq=stored.last_seq if stored is not None else 0))
         try:
             stored = await self._stored(lease)
             state = stored.state
@@ -252,7 +256,7 @@ class Turns:
         self, writer: EventWriter, state: SessionState, steps: AsyncIterator[Frame | StepEnd], after_seq: int
     ) -> Submission:
         message_id = state.turn_message_id or ""
-        step = _Step(message_id)
+        step = _Step(message_id, writer=writer)
         step.task = asyncio.create_task(self._drive(step, writer, state, steps), name=f"step-{state.session_id}")
         self._steps[state.session_id] = step
         return Submission(InputAccepted(after_seq=after_seq, message_id=message_id), step.outcome)
@@ -480,10 +484,6 @@ class Turns:
         if lease.taken is None:
             raise LeaseLost(lease.session_id)
         return lease.taken
-
-    async def _answered(self, session_id: str, call_id: str) -> bool:
-        stored = await self._store.load(session_id)
-        return stored is not None and call_id in stored.state.answered
 
     def _deadline(self, state: SessionState) -> float | None:
         awaiting = state.awaiting()
