@@ -280,6 +280,8 @@ class Turns:
                 log.warning("session lease lost mid-step; the step stops without writing", session_id=state.session_id)
             if step.stopped is not _StopReason.USER:
                 raise  # shutting down, or the lease is gone: write nothing
+            if not state.running:
+                return  # the cancel came as the step was writing its end, which the store finishes: nothing to undo
             last = await self._end_cancelled(writer, state)
             step.outcome.set_result(StepOutcome(StepDone(status=StepStatus.CANCELLED), last))
             self._metrics.turn_ended(TurnOutcome.CANCELLED, state.step_count)
