@@ -13,6 +13,7 @@ import asyncio
 import json
 import re
 import sys
+from collections.abc import Callable
 
 CONTENT_CHUNKS = 50
 MODEL = "bench-model"
@@ -48,9 +49,11 @@ NOT_CHAT = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length
 
 
 class _Upstream(asyncio.Protocol):
-    """HTTP/1.1 keep-alive with Content-Length bodies: enough for aiohttp, httpx and the openai SDK."""
+    """HTTP/1.1 keep-alive with Content-Length bodies: enough for aiohttp, httpx and the openai SDK. `answer` gives
+    the whole HTTP answer to a chat completion's request body."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: Callable[[bytes], bytes]) -> None:
+        self._answer = answer
         self._buffer = b""
         self._transport: asyncio.Transport | None = None
 
@@ -68,15 +71,15 @@ class _Upstream(asyncio.Protocol):
             total = end + 4 + (int(match.group(1)) if match else 0)
             if len(self._buffer) < total:
                 return
-            self._buffer = self._buffer[total:]
+            body, self._buffer = self._buffer[end + 4 : total], self._buffer[total:]
             path = head.split(b" ", 2)[1]
             assert self._transport is not None
-            self._transport.write(ANSWER if path.endswith(b"/chat/completions") else NOT_CHAT)
+            self._transport.write(self._answer(body) if path.endswith(b"/chat/completions") else NOT_CHAT)
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, answer: Callable[[bytes], bytes] = lambda _: ANSWER) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(_Upstream, "127.0.0.1", port, backlog=1024)
+    server = await loop.create_server(lambda: _Upstream(answer), "127.0.0.1", port, backlog=4096)
     async with server:
         await server.serve_forever()
 

@@ -50,9 +50,10 @@ from io import BytesIO
 from pathlib import Path
 
 import aiohttp
+import fast_upstream
 import orjson
 import uvloop
-from fast_upstream import MODEL, NOT_CHAT, _chunked, _event
+from fast_upstream import MODEL, _chunked, _event
 from llm_proxy_bench import (
     PROXY_KEY,
     ROOT,
@@ -76,7 +77,6 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # --- the upstream ---------------------------------------------------------------------------------------------------
 
-_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 _TOKENS = re.compile(rb"tokens=(\d+)")
 _ANSWERS: dict[int, bytes] = {}
 
@@ -92,41 +92,14 @@ def _answer(tokens: int) -> bytes:
     return _ANSWERS[tokens]
 
 
-class _Upstream(asyncio.Protocol):
-    """fast_upstream's keep-alive server; the answer's length is the last `tokens=N` of the body (the newest user
-    message: the history goes in order)."""
-
-    def __init__(self) -> None:
-        self._buffer = b""
-        self._transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        while True:
-            end = self._buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = self._buffer[:end]
-            match = _CONTENT_LENGTH.search(head)
-            total = end + 4 + (int(match.group(1)) if match else 0)
-            if len(self._buffer) < total:
-                return
-            body, self._buffer = self._buffer[end + 4 : total], self._buffer[total:]
-            assert self._transport is not None
-            if head.split(b" ", 2)[1].endswith(b"/chat/completions"):
-                asked = _TOKENS.findall(body)
-                self._transport.write(_answer(int(asked[-1]) if asked else DEFAULT_TOKENS))
-            else:
-                self._transport.write(NOT_CHAT)
+def _answer_asked(body: bytes) -> bytes:
+    """The answer's length is the last `tokens=N` of the body (the newest user message: the history goes in order)."""
+    asked = _TOKENS.findall(body)
+    return _answer(int(asked[-1]) if asked else DEFAULT_TOKENS)
 
 
 async def serve_upstream(port: int) -> None:
-    server = await asyncio.get_running_loop().create_server(_Upstream, "127.0.0.1", port, backlog=4096)
-    async with server:
-        await server.serve_forever()
+    await fast_upstream.serve(port, _answer_asked)
 
 
 # --- the chain ------------------------------------------------------------------------------------------------------
