@@ -14,6 +14,7 @@ import json
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 CONTENT_CHUNKS = 50
 MODEL = "bench-model"
@@ -48,11 +49,22 @@ MODELS = json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model",
 NOT_CHAT = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(MODELS), MODELS)
 
 
+@dataclass(frozen=True, slots=True)
+class Paced:
+    """An answer written part by part, `gap_s` apart, the way a real model's tokens arrive."""
+
+    parts: list[bytes]
+    gap_s: float
+
+
+Answer = bytes | Paced
+
+
 class _Upstream(asyncio.Protocol):
     """HTTP/1.1 keep-alive with Content-Length bodies: enough for aiohttp, httpx and the openai SDK. `answer` gives
-    the whole HTTP answer to a chat completion's request body."""
+    the whole HTTP answer to a chat completion's request body, at once or paced."""
 
-    def __init__(self, answer: Callable[[bytes], bytes]) -> None:
+    def __init__(self, answer: Callable[[bytes], Answer]) -> None:
         self._answer = answer
         self._buffer = b""
         self._transport: asyncio.Transport | None = None
@@ -74,10 +86,20 @@ class _Upstream(asyncio.Protocol):
             body, self._buffer = self._buffer[end + 4 : total], self._buffer[total:]
             path = head.split(b" ", 2)[1]
             assert self._transport is not None
-            self._transport.write(self._answer(body) if path.endswith(b"/chat/completions") else NOT_CHAT)
+            answer = self._answer(body) if path.endswith(b"/chat/completions") else NOT_CHAT
+            if isinstance(answer, Paced):
+                loop = asyncio.get_running_loop()
+                for index, part in enumerate(answer.parts):
+                    loop.call_later(index * answer.gap_s, self._write, part)
+            else:
+                self._transport.write(answer)
+
+    def _write(self, part: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(part)
 
 
-async def serve(port: int, answer: Callable[[bytes], bytes] = lambda _: ANSWER) -> None:
+async def serve(port: int, answer: Callable[[bytes], Answer] = lambda _: ANSWER) -> None:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: _Upstream(answer), "127.0.0.1", port, backlog=4096)
     async with server:

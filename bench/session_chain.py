@@ -7,8 +7,10 @@ that answers at once, driven over the gateway's WebSocket.
 The upstream is `fast_upstream.py`'s raw-asyncio server (no framework, ~nothing per request) run by this script,
 answering each chat completion with as many content chunks as the last `tokens=N` in the request asks for (50
 unless said), all at once. agent-runtime keeps its event log in SQLite (its default) in a fresh temporary folder;
-every service logs at WARNING (`--log-level`). Clients use `/ws/{session}` (the stream dialect, one frame per
-delta) and name no tools, so a turn is: user_message → ack, 50 deltas, final frame (52 logged frames).
+every service logs at WARNING (`--log-level`). Clients use `/ws/{session}` (the stream dialect) and name no
+tools, so a turn is: user_message → ack, the deltas, final frame. Tokens that arrive faster than agent-runtime
+writes its log are joined into one delta frame, so an answer sent at once arrives in a few frames; `--pace-ms`
+spaces the tokens as a real model does (each then a frame of its own).
 `--ref REF` runs the services as of a commit (`git archive` on PYTHONPATH), so edits in the working tree made
 meanwhile do not land in the middle of a run.
 
@@ -22,9 +24,10 @@ one part does not carry into the next:
   (utime + stime, all threads) around the measured window (target gateway + agent-runtime ≤ 4 ms), split into the
   event loop's thread and the others (SQLite runs in aiosqlite's threads).
 - `burst`: `--burst` sessions at once, each connects, sends one message and reads its whole turn: errors, wall time.
-- `resume`: `--resume-tries` sessions each send a message asking for `--resume-frames` tokens and drop their
-  WebSocket right after the ack; once every turn has ended each reconnects with `?last_seq=` the ack's seq, one at a
-  time: time from connect to the last replayed frame, p50/p99 (target p99 ≤ 50 ms).
+- `resume`: `--resume-tries` sessions each send a message asking for `--resume-frames` tokens (paced
+  `--resume-pace-ms` apart, so each is a frame of its own) and drop their WebSocket right after the ack; once
+  every turn has ended each reconnects with `?last_seq=` the ack's seq, one at a time: time from connect to the
+  last replayed frame, p50/p99 (target p99 ≤ 50 ms).
 
 Each service's RSS is printed at the start, after the warm-up and at the end of every part, with its peak.
 `--profile SERVICE` runs that service under cProfile and prints its top functions at the end (SQLAlchemy's greenlets
@@ -77,25 +80,35 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # --- the upstream ---------------------------------------------------------------------------------------------------
 
-_TOKENS = re.compile(rb"tokens=(\d+)")
-_ANSWERS: dict[int, bytes] = {}
+_ASKED = re.compile(rb"tokens=(\d+)(?: pace_ms=(\d+))?")
+_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+_ANSWERS: dict[int, list[bytes]] = {}
 
 
-def _answer(tokens: int) -> bytes:
-    """fast_upstream's answer with `tokens` content chunks."""
+def _answer_parts(tokens: int) -> list[bytes]:
+    """fast_upstream's answer with `tokens` content chunks: the head, one part per event, the end."""
     if tokens not in _ANSWERS:
         events = [_event({"role": "assistant", "content": ""})]
         events += [_event({"content": f"tok{i} "}) for i in range(tokens)]
         events += [_event({}, "stop"), b"data: [DONE]\n\n"]
-        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
-        _ANSWERS[tokens] = head + b"".join(_chunked(e) for e in events) + b"0\r\n\r\n"
+        _ANSWERS[tokens] = [_HEAD, *(_chunked(e) for e in events), b"0\r\n\r\n"]
     return _ANSWERS[tokens]
 
 
-def _answer_asked(body: bytes) -> bytes:
-    """The answer's length is the last `tokens=N` of the body (the newest user message: the history goes in order)."""
-    asked = _TOKENS.findall(body)
-    return _answer(int(asked[-1]) if asked else DEFAULT_TOKENS)
+def _answer_asked(body: bytes) -> fast_upstream.Answer:
+    """The answer's length is the last `tokens=N` of the body (the newest user message: the history goes in order);
+    with `pace_ms=M` after it, the tokens come M ms apart, as from a real model, instead of all at once."""
+    asked = _ASKED.findall(body)
+    tokens, pace_ms = (int(asked[-1][0]), int(asked[-1][1] or 0)) if asked else (DEFAULT_TOKENS, 0)
+    parts = _answer_parts(tokens)
+    if pace_ms:
+        return fast_upstream.Paced([parts[0] + parts[1], *parts[2:]], pace_ms / 1000)
+    return b"".join(parts)
+
+
+def ask(tokens: int, pace_ms: int = 0) -> str:
+    """What a user_message says to get that answer."""
+    return f"tokens={tokens}" + (f" pace_ms={pace_ms}" if pace_ms else "")
 
 
 async def serve_upstream(port: int) -> None:
@@ -249,7 +262,9 @@ class Turn:
     ok: bool = False
     ttft: float | None = None
     seconds: float = 0.0
-    deltas: int = 0
+    frames: int = 0
+    """Delta frames: the gateway and agent-runtime join tokens that arrive faster than the log is written."""
+    tokens: int = 0
     problem: str = ""
 
 
@@ -272,6 +287,10 @@ class Tally:
 
     def ttft_ms(self, q: float) -> float:
         return percentile([t.ttft for t in self.turns if t.ok and t.ttft is not None], q) * 1000
+
+    def frames_per_turn(self) -> float:
+        done = [t.frames for t in self.turns if t.ok]
+        return sum(done) / len(done) if done else float("nan")
 
     def turn_ms(self, q: float) -> float:
         return percentile([t.seconds for t in self.turns if t.ok], q) * 1000
@@ -331,10 +350,14 @@ async def connect(http: aiohttp.ClientSession, chain: Chain, session_id: str, qu
     return Socket(ws)
 
 
-async def run_turn(ws: Socket, message_id: str, tokens: int, timeout: float) -> Turn:
+async def run_turn(ws: Socket, message_id: str, tokens: int, timeout: float, pace_ms: int = 0) -> Turn:
     """Send one user_message and read frames until the turn's final frame."""
     turn = Turn()
-    message = {"type": "user_message", "content": f"Say {tokens} words. tokens={tokens}", "message_id": message_id}
+    message = {
+        "type": "user_message",
+        "content": f"Say {tokens} words. {ask(tokens, pace_ms)}",
+        "message_id": message_id,
+    }
     sent = time.perf_counter()
     try:
         await ws.send_str(orjson.dumps(message).decode())
@@ -355,14 +378,15 @@ async def run_turn(ws: Socket, message_id: str, tokens: int, timeout: float) -> 
                 if kind != "assistant_message" or frame.get("message_id") != message_id:
                     continue
                 if not frame.get("is_final"):
-                    turn.deltas += 1
+                    turn.frames += 1
+                    turn.tokens += frame.get("content", "").count("tok")
                     if turn.ttft is None:
                         turn.ttft = time.perf_counter() - sent
                     continue
                 reason = frame.get("stop_reason", "completed")
                 if reason != "completed":
                     turn.problem = turn.problem or f"stop_reason {reason}"
-                elif turn.deltas < tokens:
+                elif turn.tokens < tokens:
                     turn.problem = turn.problem or "short answer"
                 break
     except TimeoutError:
@@ -397,12 +421,16 @@ class Level:
         return self.usage[name] / turns * 1000 if turns else float("nan")
 
 
-async def run_level(chain: Chain, tag: str, sessions: int, duration: float, tokens: int, timeout: float) -> Level:
+async def run_level(
+    chain: Chain, tag: str, sessions: int, duration: float, tokens: int, timeout: float, pace_ms: int
+) -> Level:
     tally = Tally()
     async with client_session() as http:
         sockets = await asyncio.gather(*(connect(http, chain, f"{tag}-{i}") for i in range(sessions)))
         # One turn each first (not counted): the sessions' rows exist, every code path is warm.
-        warm = await asyncio.gather(*(run_turn(ws, f"{tag}-{i}-warm", tokens, timeout) for i, ws in enumerate(sockets)))
+        warm = await asyncio.gather(
+            *(run_turn(ws, f"{tag}-{i}-warm", tokens, timeout, pace_ms) for i, ws in enumerate(sockets))
+        )
         tally.errors.update(f"warm-up {turn.problem}" for turn in warm if not turn.ok)
         usage = Usage.begin(chain)
         deadline = time.perf_counter() + duration
@@ -410,7 +438,7 @@ async def run_level(chain: Chain, tag: str, sessions: int, duration: float, toke
         async def closed_loop(index: int, ws: Socket) -> None:
             count = 0
             while time.perf_counter() < deadline:
-                turn = await run_turn(ws, f"{tag}-{index}-{count}", tokens, timeout)
+                turn = await run_turn(ws, f"{tag}-{index}-{count}", tokens, timeout, pace_ms)
                 tally.add(turn)
                 count += 1
                 if turn.problem.startswith("socket"):
@@ -470,7 +498,7 @@ async def session_view(http: aiohttp.ClientSession, chain: Chain, session_id: st
         return await response.json() if response.status == 200 else {}
 
 
-async def run_resume(chain: Chain, tag: str, tries: int, tokens: int, timeout: float) -> Resume:
+async def run_resume(chain: Chain, tag: str, tries: int, tokens: int, timeout: float, pace_ms: int) -> Resume:
     result = Resume(tries)
     ids = [f"{tag}-{i}" for i in range(tries)]
     held: dict[str, int] = {}
@@ -478,7 +506,8 @@ async def run_resume(chain: Chain, tag: str, tries: int, tokens: int, timeout: f
 
         async def drop(session_id: str) -> None:
             """Send the message, keep the ack's seq, and leave."""
-            message = {"type": "user_message", "content": f"Tell a long story. tokens={tokens}", "message_id": "m"}
+            story = f"Tell a long story. {ask(tokens, pace_ms)}"
+            message = {"type": "user_message", "content": story, "message_id": "m"}
             async with asyncio.timeout(timeout):
                 ws = await connect(http, chain, session_id)
                 try:
@@ -615,16 +644,16 @@ def errors_text(errors: Counter[str]) -> str:
 
 def level_table(levels: list[Level]) -> list[str]:
     lines = [
-        "| sessions | turns | turns/s | TTFT p50 ms | TTFT p99 ms | turn p50 ms | errors "
+        "| sessions | turns | turns/s | TTFT p50 ms | TTFT p99 ms | turn p50 ms | delta frames/turn | errors "
         "| CPU ms/turn: gateway | agent-runtime | llm-proxy | gateway + agent-runtime | cores busy (others) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for level in levels:
         t = level.tally
         both = level.cpu_ms("gateway") + level.cpu_ms("agent-runtime")
         lines.append(
             f"| {level.sessions} | {t.completed:,} | {level.turns_per_s:,.1f} | {t.ttft_ms(0.5):.1f} | "
-            f"{t.ttft_ms(0.99):.1f} | {t.turn_ms(0.5):.1f} | {errors_text(t.errors)} | "
+            f"{t.ttft_ms(0.99):.1f} | {t.turn_ms(0.5):.1f} | {t.frames_per_turn():.1f} | {errors_text(t.errors)} | "
             f"{level.cpu_ms('gateway'):.2f} | {level.cpu_ms('agent-runtime'):.2f} | {level.cpu_ms('llm-proxy'):.2f} | "
             f"**{both:.2f}** | {level.usage['machine busy cores']:.2f} ({level.usage['other cores']:.2f}) |"
         )
@@ -702,7 +731,13 @@ async def run(args: argparse.Namespace) -> None:
                     check_alive(chain)
                     try:
                         level = await run_level(
-                            chain, f"{tag}-n{sessions}", sessions, args.duration, args.tokens, args.turn_timeout
+                            chain,
+                            f"{tag}-n{sessions}",
+                            sessions,
+                            args.duration,
+                            args.tokens,
+                            args.turn_timeout,
+                            args.pace_ms,
                         )
                     except (aiohttp.ClientError, OSError):
                         check_alive(chain)  # a connection refused because the gateway is gone says so
@@ -714,7 +749,12 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"burst: {args.burst} sessions in {burst.wall:.1f} s, errors {errors_text(burst.tally.errors)}")
             elif part == "resume":
                 resume = await run_resume(
-                    chain, f"{tag}-resume", args.resume_tries, args.resume_frames, args.turn_timeout
+                    chain,
+                    f"{tag}-resume",
+                    args.resume_tries,
+                    args.resume_frames,
+                    args.turn_timeout,
+                    args.resume_pace_ms,
                 )
             rss.append(rss_all(chain))
             for service in SERVICES:
@@ -730,7 +770,8 @@ async def run(args: argparse.Namespace) -> None:
     ]
     print()
     if levels:
-        print(f"Closed-loop sessions, {args.duration:g} s per level, {args.tokens}-token answers:")
+        pace = f", {args.pace_ms} ms between tokens" if args.pace_ms else ", all tokens at once"
+        print(f"Closed-loop sessions, {args.duration:g} s per level, {args.tokens}-token answers{pace}:")
         print("\n".join(level_table(levels)))
         print("\nCPU ms per turn by thread (the event loop runs in the main thread; SQLite in aiosqlite's threads):")
         print("\n".join(thread_table(levels)))
@@ -779,10 +820,14 @@ def main() -> None:
     parser.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--levels", type=_ints, default=[1, 10, 100], help="concurrent sessions per level (1,10,100)")
     parser.add_argument("--duration", type=float, default=6.0, help="seconds of closed-loop turns per level")
-    parser.add_argument("--tokens", type=int, default=DEFAULT_TOKENS, help="answer length in the levels (deltas)")
+    parser.add_argument("--tokens", type=int, default=DEFAULT_TOKENS, help="answer length in the levels (tokens)")
+    parser.add_argument("--pace-ms", type=int, default=0, help="ms between the tokens in the levels (0: all at once)")
     parser.add_argument("--burst", type=int, default=1000, help="sessions started at once (0: skip)")
     parser.add_argument("--resume-tries", type=int, default=50, help="sessions that drop and resume (0: skip)")
     parser.add_argument("--resume-frames", type=int, default=200, help="tokens of the answer written meanwhile")
+    parser.add_argument(
+        "--resume-pace-ms", type=int, default=20, help="ms between those tokens (paced, so each is a frame of its own)"
+    )
     parser.add_argument("--idle", type=int, default=500, help="idle connections for the memory figure (0: skip)")
     parser.add_argument("--parts", type=lambda v: v.split(","), default=list(PARTS), help="idle,levels,burst,resume")
     parser.add_argument("--turn-timeout", type=float, default=60.0)

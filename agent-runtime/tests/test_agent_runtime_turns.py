@@ -22,7 +22,7 @@ def tool_names(request: dict[str, object]) -> list[str]:
 
 
 async def test_plain_answer_streams_as_deltas_then_a_final_frame(agent_runtime: RunningAgentRuntime) -> None:
-    agent_runtime.upstream.reply_text("Hello there, how can I help?")
+    agent_runtime.upstream.reply_text("Hello there, how can I help?", chunk_delay=0.03)
 
     step = await agent_runtime.send("s-plain", user("hi", "m-1"))
 
@@ -30,7 +30,7 @@ async def test_plain_answer_streams_as_deltas_then_a_final_frame(agent_runtime: 
     ack, deltas, final = step.frames[0], step.frames[1:-1], step.frames[-1]
     assert ack == {"type": "ack", "status": "received", "message_id": "m-1", "seq": 1}
     assert [f["seq"] for f in step.frames] == list(range(1, len(step.frames) + 1))
-    assert len(deltas) > 1
+    assert len(deltas) >= 5  # paced tokens go out one by one, not held back
     assert all(f["type"] == "assistant_message" and not f["is_final"] for f in deltas)
     assert all(f["content"] == f["token"] and f["message_id"] == "m-1" for f in deltas)
     assert "".join(f["content"] for f in deltas) == "Hello there, how can I help?"
@@ -48,6 +48,22 @@ async def test_plain_answer_streams_as_deltas_then_a_final_frame(agent_runtime: 
     assert sent["model"] == "fake-model"
     assert sent["messages"][0]["role"] == "system"
     assert sent["messages"][1:] == [{"role": "user", "content": "hi"}]
+
+
+async def test_tokens_that_arrive_faster_than_the_log_writes_are_joined_into_fewer_frames(
+    agent_runtime: RunningAgentRuntime,
+) -> None:
+    text = " ".join(f"w{i}" for i in range(200))
+    agent_runtime.upstream.reply_text(text)
+
+    step = await agent_runtime.send("s-burst", user("go", "m-1"))
+
+    deltas = step.frames[1:-1]
+    assert [f["seq"] for f in step.frames] == list(range(1, len(step.frames) + 1))
+    assert "".join(f["content"] for f in deltas) == text
+    assert all(f["content"] == f["token"] for f in deltas)
+    assert len(deltas) < 50, f"{len(deltas)} frames for a burst of 200 tokens"
+    assert step.frames[-1]["is_final"] is True
 
 
 async def test_flat_legacy_body_starts_a_turn_with_a_generated_message_id(agent_runtime: RunningAgentRuntime) -> None:

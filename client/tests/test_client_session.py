@@ -43,7 +43,7 @@ def tool_messages(request: dict[str, Any]) -> list[str]:
 
 
 async def test_a_text_turn_streams_and_completes(gateway: Any, workspace: Path) -> None:
-    gateway.upstream.reply_text("Hello from the model, streamed in small pieces.")
+    gateway.upstream.reply_text("Hello from the model, streamed in small pieces.", chunk_delay=0.03)
     recorder = Recorder()
     async with AgentSession(gateway.ws_url, ToolExecutor(workspace), approve_all, listener=recorder) as session:
         result = await session.run_turn("hi", timeout=10)

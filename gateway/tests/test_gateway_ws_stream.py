@@ -17,7 +17,7 @@ def _offered_tools(request: dict[str, Any]) -> list[str]:
 
 
 async def test_ack_then_token_deltas_then_final(gateway: RunningGateway) -> None:
-    gateway.upstream.reply_text("Hello from the model, streamed in pieces.")
+    gateway.upstream.reply_text("Hello from the model, streamed in pieces.", chunk_delay=0.03)
     async with gateway.connect("stream-1") as client:
         await client.say("hi", message_id="m-42")
         frames = await client.turn()

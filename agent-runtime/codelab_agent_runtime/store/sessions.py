@@ -5,19 +5,23 @@ A session's row holds its state (one JSON document: history and the turn in prog
 `lease_token` (the fencing token). Every later write names that token and the `last_seq` it expects, in one
 conditional UPDATE in the same transaction as the events it appends, so an instance that lost the lease (paused,
 cut off, its lease expired and taken) can no longer write: its UPDATE matches no row and it gets `LeaseLost`.
+
+The statements a turn runs are built once, with bound parameters (`p_...`), so a call costs SQLAlchemy a cache
+lookup rather than building and keying a new statement.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import Update, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -101,9 +105,8 @@ class SqlSessionStore:
     # --- reading ---------------------------------------------------------------------------------------------------
 
     async def load(self, session_id: str) -> StoredSession | None:
-        query = select(*_SESSION_COLUMNS).where(sessions_table.c.session_id == session_id)
         async with self.engine.connect() as connection:
-            row = (await connection.execute(query)).first()
+            row = (await connection.execute(_LOAD, {"p_session_id": session_id})).first()
         return None if row is None else _stored(session_id, row)
 
     async def events_after(self, session_id: str, after: int, limit: int = 500) -> list[Event]:
@@ -140,9 +143,7 @@ class SqlSessionStore:
         async with self.engine.begin() as connection:
             row = await _take(connection, session_id, owner, now, ttl_s)
             if row is None:
-                exists = await connection.execute(
-                    select(sessions_table.c.session_id).where(sessions_table.c.session_id == session_id)
-                )
+                exists = await connection.execute(_EXISTS, {"p_session_id": session_id})
                 if exists.first() is not None:
                     return None
                 try:
@@ -160,15 +161,9 @@ class SqlSessionStore:
         return await self._write(self._renew(lease, ttl_s))
 
     async def _renew(self, lease: Lease, ttl_s: float) -> bool:
-        columns = sessions_table.c
+        fence = {"p_session_id": lease.session_id, "p_token": lease.token}
         async with self.engine.begin() as connection:
-            result = await connection.execute(
-                update(sessions_table)
-                .where(columns.session_id == lease.session_id, columns.lease_token == lease.token)
-                .values(lease_until=time.time() + ttl_s)
-                .returning(columns.cancel_requested)
-            )
-            row = result.first()
+            row = (await connection.execute(_RENEW, {**fence, "p_until": time.time() + ttl_s})).first()
         if row is None:
             raise LeaseLost(lease.session_id)
         return bool(row.cancel_requested)
@@ -177,13 +172,8 @@ class SqlSessionStore:
         await self._write(self._release(lease))
 
     async def _release(self, lease: Lease) -> None:
-        columns = sessions_table.c
         async with self.engine.begin() as connection:
-            await connection.execute(
-                update(sessions_table)
-                .where(columns.session_id == lease.session_id, columns.lease_token == lease.token)
-                .values(lease_owner=None, lease_until=None)
-            )
+            await connection.execute(_RELEASE, {"p_session_id": lease.session_id, "p_token": lease.token})
 
     async def request_cancel(self, session_id: str) -> bool:
         """Ask the instance driving the session's turn to cancel it; False when no one drives it."""
@@ -224,32 +214,26 @@ class SqlSessionStore:
         deadline: float | None,
         release: bool,
     ) -> None:
-        columns = sessions_table.c
-        last_seq = events[-1][0] if events else expected_seq
-        values: dict[str, Any] = {"last_seq": last_seq}
+        values: dict[str, Any] = {
+            "p_session_id": lease.session_id,
+            "p_token": lease.token,
+            "p_expected": expected_seq,
+            "p_last_seq": events[-1][0] if events else expected_seq,
+        }
         if state is not None:
             state.updated_at = time.time()
             values |= {
-                "state": state.model_dump(mode="json"),
-                "state_seq": last_seq,
-                "updated_at": datetime.fromtimestamp(state.updated_at, UTC),
-                "deadline": deadline,
+                "p_state": state.model_dump(mode="json"),
+                "p_updated_at": datetime.fromtimestamp(state.updated_at, UTC),
+                "p_deadline": deadline,
             }
-        if release:
-            values |= {"lease_owner": None, "lease_until": None}
-        fenced = and_(
-            columns.session_id == lease.session_id,
-            columns.lease_token == lease.token,
-            columns.last_seq == expected_seq,
-            columns.lease_owner.is_not(None),
-        )
         async with self.engine.begin() as connection:
-            updated = await connection.execute(update(sessions_table).where(fenced).values(**values))
+            updated = await connection.execute(_append_statement(state is not None, release), values)
             if updated.rowcount != 1:
                 raise LeaseLost(lease.session_id)
             if events:
                 rows = [{"session_id": lease.session_id, "seq": seq, "frame": text} for seq, text in events]
-                await connection.execute(insert(events_table), rows)
+                await connection.execute(_INSERT_EVENTS, rows)
 
     async def delete(self, session_id: str) -> bool:
         return await self._write(self._delete(session_id))
@@ -272,15 +256,50 @@ _SESSION_COLUMNS = (
 )
 
 
-async def _take(connection: AsyncConnection, session_id: str, owner: str, now: float, ttl_s: float) -> Any:
-    columns = sessions_table.c
-    taken = await connection.execute(
-        update(sessions_table)
-        .where(columns.session_id == session_id, or_(columns.lease_owner.is_(None), columns.lease_until < now))
-        .values(lease_owner=owner, lease_until=now + ttl_s, lease_token=columns.lease_token + 1, cancel_requested=False)
-        .returning(*_SESSION_COLUMNS)
+_columns = sessions_table.c
+_BY_ID = _columns.session_id == bindparam("p_session_id")
+_FENCE = and_(_BY_ID, _columns.lease_token == bindparam("p_token"))
+
+_LOAD = select(*_SESSION_COLUMNS).where(_BY_ID)
+_EXISTS = select(_columns.session_id).where(_BY_ID)
+_TAKE = (
+    update(sessions_table)
+    .where(_BY_ID, or_(_columns.lease_owner.is_(None), _columns.lease_until < bindparam("p_now")))
+    .values(
+        lease_owner=bindparam("p_owner"),
+        lease_until=bindparam("p_until"),
+        lease_token=_columns.lease_token + 1,
+        cancel_requested=False,
     )
-    return taken.first()
+    .returning(*_SESSION_COLUMNS)
+)
+_RENEW = (
+    update(sessions_table).where(_FENCE).values(lease_until=bindparam("p_until")).returning(_columns.cancel_requested)
+)
+_RELEASE = update(sessions_table).where(_FENCE).values(lease_owner=None, lease_until=None)
+_INSERT_EVENTS = insert(events_table)
+
+
+@functools.cache
+def _append_statement(with_state: bool, release: bool) -> Update:
+    """The fenced update of an append: matches only while the lease is held and the log ends where expected."""
+    values: dict[str, Any] = {"last_seq": bindparam("p_last_seq")}
+    if with_state:
+        values |= {
+            "state": bindparam("p_state", type_=_columns.state.type),
+            "state_seq": bindparam("p_last_seq"),
+            "updated_at": bindparam("p_updated_at", type_=_columns.updated_at.type),
+            "deadline": bindparam("p_deadline", type_=_columns.deadline.type),
+        }
+    if release:
+        values |= {"lease_owner": None, "lease_until": None}
+    fenced = and_(_FENCE, _columns.last_seq == bindparam("p_expected"), _columns.lease_owner.is_not(None))
+    return update(sessions_table).where(fenced).values(values)
+
+
+async def _take(connection: AsyncConnection, session_id: str, owner: str, now: float, ttl_s: float) -> Any:
+    params = {"p_session_id": session_id, "p_now": now, "p_owner": owner, "p_until": now + ttl_s}
+    return (await connection.execute(_TAKE, params)).first()
 
 
 def _stored(session_id: str, row: Any) -> StoredSession:

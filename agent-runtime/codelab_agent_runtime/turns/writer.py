@@ -2,8 +2,11 @@
 
 A frame is published to followers only after it is in the database, so whatever a client was sent can be read
 again. Token deltas are written in groups: while one write is in flight the next deltas gather and go in the next
-one, so a fast model costs a few writes per answer and a slow one adds no waiting. A frame that ends a step (a
-tool call, the turn's final frame, an error) is written with the session's state in the same transaction.
+one, so a fast model costs a few writes per answer and a slow one adds no waiting. Deltas that gather that way are
+joined into one frame (up to `JOINED_TEXT_MAX` characters), so every hop after the writer (the log, the feed, the
+gateway, the client's socket) handles one frame per write rather than one per token, and a slow model's tokens still
+go out one by one. A frame that ends a step (a tool call, the turn's final frame, an error) is written with the
+session's state in the same transaction.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from codelab_agent_runtime.models.session import SessionState
 from codelab_agent_runtime.store.sessions import Event, Lease, SqlSessionStore
 from codelab_agent_runtime.turns.frames import Frame, is_delta
 
+JOINED_TEXT_MAX = 8192
+
 if TYPE_CHECKING:
     from codelab_agent_runtime.turns.feed import Feeds
 
@@ -30,7 +35,7 @@ class EventWriter:
         self._written = last_seq
         """The last seq in the database."""
         self._next = last_seq + 1
-        self._pending: list[Event] = []
+        self._pending: list[tuple[int, Frame]] = []
         self._deltas = 0
         """How many of the pending frames, from the first, are deltas: only those are written ahead of a commit (a
         step's closing frames go with the state that closes it)."""
@@ -52,10 +57,16 @@ class EventWriter:
         return self._next - 1
 
     def append(self, frame: Frame) -> int:
+        if is_delta(frame) and self._deltas and self._deltas == len(self._pending):
+            seq, last = self._pending[-1]
+            if last["message_id"] == frame["message_id"] and len(last["content"]) < JOINED_TEXT_MAX:
+                last["content"] += frame["content"]
+                last["token"] += frame["token"]
+                return seq
         seq = self._next
         self._next += 1
         frame["seq"] = seq
-        self._pending.append((seq, orjson.dumps(frame).decode()))
+        self._pending.append((seq, frame))
         if is_delta(frame) and self._deltas == len(self._pending) - 1:
             self._deltas += 1
             if self._flushing is None:
@@ -93,7 +104,7 @@ class EventWriter:
 
     async def _append(
         self,
-        batch: list[Event],
+        frames: list[tuple[int, Frame]],
         *,
         state: SessionState | None = None,
         deadline: float | None = None,
@@ -101,6 +112,7 @@ class EventWriter:
     ) -> None:
         """Write a batch; once written it is published, also when the step was cancelled while the write ran (the
         store finishes a write it started)."""
+        batch: list[Event] = [(seq, orjson.dumps(frame).decode()) for seq, frame in frames]
         write = asyncio.ensure_future(
             self._store.append(self.lease, self._written, batch, state=state, deadline=deadline, release=release)
         )
