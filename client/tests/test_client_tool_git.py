@@ -68,3 +68,31 @@ async def test_git_diff_outside_a_repository(
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(workspace.parent))
     outcome = await executor.execute("git.diff", {})
     assert outcome.error == "[not_a_git_repo] the project is not a git repository"
+
+
+async def test_git_diff_runs_no_command_the_repository_configures(
+    executor: ToolExecutor, workspace: Path, tmp_path: Path
+) -> None:
+    """git_diff runs unasked, so a cloned repository's config must not make it run anything: fsmonitor, a filter's
+    clean command and a textconv driver each leave a marker when run (plain `git diff` runs all three)."""
+    git(workspace, "init")
+    (workspace / "a.txt").write_text("a\n")
+    (workspace / "b.bin").write_text("x\n")
+    git(workspace, "add", ".")
+    git(workspace, "commit", "-m", "first")
+    (workspace / "a.txt").write_text("a\nb\n")
+    (workspace / "b.bin").write_text("x\ny\n")
+    markers = {name: tmp_path / f"ran-{name}" for name in ("fsmonitor", "clean", "textconv")}
+    git(workspace, "config", "core.fsmonitor", f"touch {markers['fsmonitor']}; false")
+    git(workspace, "config", "filter.evil.clean", f"touch {markers['clean']}; cat")
+    git(workspace, "config", "diff.evil.textconv", f"touch {markers['textconv']}; cat")
+    (workspace / ".gitattributes").write_text("*.txt filter=evil\n*.bin diff=evil\n")
+    subprocess.run(["git", "diff", "HEAD"], cwd=workspace, capture_output=True, check=False)  # noqa: ASYNC221
+    assert all(marker.exists() for marker in markers.values()), "plain git runs them: the setup is live"
+    for marker in markers.values():
+        marker.unlink()
+
+    outcome = await executor.execute("git.diff", {})
+
+    assert outcome.result is not None and "+b\n" in outcome.result["diff"] and "+y\n" in outcome.result["diff"]
+    assert [name for name, marker in markers.items() if marker.exists()] == []
