@@ -15,6 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -54,7 +55,7 @@ def default_text(info: FieldInfo) -> str | None:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, list | dict | tuple):
-        return json.dumps(value)
+        return json.dumps(TypeAdapter(Any).dump_python(value, mode="json", exclude_none=True))
     return str(value)
 
 

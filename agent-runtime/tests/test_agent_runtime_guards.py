@@ -73,7 +73,7 @@ async def test_second_request_while_a_step_streams_is_busy(agent_runtime: Runnin
 
 @pytest.mark.parametrize("agent_runtime_overrides", [{"tool_timeout_s": 0.3}], indirect=True)
 async def test_an_unanswered_tool_call_times_out_and_the_turn_goes_on(agent_runtime: RunningAgentRuntime) -> None:
-    agent_runtime.upstream.reply_tool_calls(("run_command", {"command": "ls"}))
+    agent_runtime.upstream.reply_tool_calls(("read_file", {"path": "a.py"}))
     agent_runtime.upstream.reply_text("The command timed out, so I cannot list.")
     first = await agent_runtime.send("s-stale", user("list"))
     call_id = first.tool_calls[0]["call_id"]
@@ -177,3 +177,25 @@ async def test_the_turn_goes_on_when_the_caller_hangs_up(agent_runtime: RunningA
     assert step.text == "I am here."
     messages = agent_runtime.upstream.requests[-1]["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+
+
+async def test_a_model_repeating_a_failing_call_is_stopped_with_a_clear_error(
+    agent_runtime: RunningAgentRuntime,
+) -> None:
+    upstream = agent_runtime.upstream
+    for _ in range(3):
+        upstream.reply_tool_calls(("read_file", {"path": "missing.py"}))
+    first = await agent_runtime.send("s-loop", user("read missing.py"))
+    [call] = first.tool_calls
+    failed = {"type": "tool_result", "call_id": call["call_id"], "error": "[file_not_found] missing.py"}
+
+    step = await agent_runtime.send("s-loop", failed)
+
+    [error] = step.errors
+    assert error["code"] == "REPEATED_CALL" and "read_file" in error["content"] and "file_not_found" in error["content"]
+    assert step.frames[-1]["stop_reason"] == "error" and step.tool_calls == []
+    assert len(upstream.requests) == 3, "the third identical call stopped the turn; no further model call"
+    session = await agent_runtime.wait_until_idle("s-loop")
+    assert session["messages"][-1]["content"].startswith("I stopped: the model kept calling read_file")
+    upstream.reply_text("Here is another way.")
+    assert (await agent_runtime.send("s-loop", user("try differently"))).text == "Here is another way."

@@ -34,7 +34,7 @@ async def test_a_turn_with_an_approved_tool_call_is_counted(agent_runtime: Runni
     assert metric_value(text, "agent_runtime_turn_model_calls_count") == 1
     assert metric_value(text, "agent_runtime_turn_model_calls_sum") == 2
     assert metric_value(text, "agent_runtime_tool_calls_total", tool="write_file", outcome="ok") == 1
-    assert metric_value(text, "agent_runtime_approval_decisions_total", tool="write_file", decision="approved") == 1
+    assert metric_value(text, "agent_runtime_approval_decisions_total", tool="write_file", decision="approve") == 1
     assert metric_value(text, "agent_runtime_tool_round_trip_seconds_count", tool="write_file") == 1
     assert metric_value(text, "agent_runtime_model_time_to_first_token_seconds_count") == 2
 
@@ -45,7 +45,7 @@ async def test_rejections_timeouts_and_failed_turns_are_told_apart(agent_runtime
     upstream.reply_error(500, "model server down")
     first = await agent_runtime.send("m-2", {"type": "user_message", "content": "clean up"})
     run, read = first.tool_calls
-    await agent_runtime.send("m-2", {"type": "tool_result", "call_id": run["call_id"], "error": "rejected by user"})
+    await agent_runtime.send("m-2", {"type": "approval", "call_id": run["call_id"], "decision": "reject"})
     await agent_runtime.send(
         "m-2", {"type": "tool_result", "call_id": read["call_id"], "error": "tool timed out after 120 s"}
     )
@@ -54,8 +54,8 @@ async def test_rejections_timeouts_and_failed_turns_are_told_apart(agent_runtime
 
     assert metric_value(text, "agent_runtime_tool_calls_total", tool="run_command", outcome="rejected") == 1
     assert metric_value(text, "agent_runtime_tool_calls_total", tool="read_file", outcome="timeout") == 1
-    assert metric_value(text, "agent_runtime_approval_decisions_total", tool="run_command", decision="rejected") == 1
-    assert metric_value(text, "agent_runtime_approval_decisions_total", tool="read_file", decision="approved") == 0
+    assert metric_value(text, "agent_runtime_approval_decisions_total", tool="run_command", decision="reject") == 1
+    assert metric_value(text, "agent_runtime_approval_decisions_total", tool="read_file", decision="approve") == 0
     assert metric_value(text, "agent_runtime_turns_total", outcome="model_error") == 1
     assert metric_value(text, "agent_runtime_turns_total", outcome="completed") == 0
 

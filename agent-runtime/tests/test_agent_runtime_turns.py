@@ -134,10 +134,12 @@ async def test_tool_error_and_user_rejection_are_told_to_the_model(agent_runtime
     upstream.reply_text("Understood, I left a.txt alone.")
     first = await agent_runtime.send("s-reject", user("write a.txt"))
     write, read = first.tool_calls
+    assert (write["requires_approval"], read["requires_approval"]) == (True, False)
 
-    await agent_runtime.send(
-        "s-reject", {"type": "tool_result", "call_id": write["call_id"], "error": "Операция отклонена: write_file"}
-    )
+    rejecting = {"type": "approval", "call_id": write["call_id"], "decision": "reject", "feedback": "use b.txt"}
+    recorded = await agent_runtime.send("s-reject", rejecting)
+    assert [f["type"] for f in recorded.frames] == ["approval_recorded"]
+    assert recorded.frames[0]["decision"] == "reject" and recorded.frames[0]["feedback"] == "use b.txt"
     last = await agent_runtime.send(
         "s-reject",
         {"type": "tool_result", "call_id": read["call_id"], "error": "Ошибка выполнения [file_not_found]: gone.py"},
@@ -146,9 +148,8 @@ async def test_tool_error_and_user_rejection_are_told_to_the_model(agent_runtime
     assert last.text == "Understood, I left a.txt alone."
     tool_messages = {m["tool_call_id"]: m["content"] for m in upstream.requests[1]["messages"] if m["role"] == "tool"}
     rejection = orjson.loads(tool_messages[write["call_id"]])
-    assert rejection["error"] == "Операция отклонена: write_file"
-    assert rejection["rejected_by_user"] is True
-    assert "Do not repeat it" in rejection["note"]
+    assert rejection["rejected_by_user"] is True and rejection["user_feedback"] == "use b.txt"
+    assert "Do not repeat the call" in rejection["note"]
     assert orjson.loads(tool_messages[read["call_id"]]) == {"error": "Ошибка выполнения [file_not_found]: gone.py"}
 
 
@@ -478,7 +479,7 @@ async def test_after_a_rejected_edit_the_answer_stands(agent_runtime: RunningAge
     upstream.reply_text("OK, I left a.py as it is.")
 
     first = await agent_runtime.send("s-no-retry", user("write a.py"))
-    rejected = {"type": "tool_result", "call_id": first.tool_calls[0]["call_id"], "error": "rejected by the user"}
+    rejected = {"type": "approval", "call_id": first.tool_calls[0]["call_id"], "decision": "reject"}
     second = await agent_runtime.send("s-no-retry", rejected)
 
     assert second.text == "OK, I left a.py as it is." and second.tool_calls == []
@@ -530,3 +531,26 @@ async def test_a_client_that_names_no_tools_gets_no_context_calls(agent_runtime:
     step = await agent_runtime.send("s-bare", user("What is wrong with calc.py?"))
 
     assert step.tool_calls == [] and step.text == "Hello!", "the seed's bare example never waits on a tool timeout"
+
+
+async def test_model_on_a_user_message_picks_the_model_for_that_turn_only(agent_runtime: RunningAgentRuntime) -> None:
+    upstream = agent_runtime.upstream
+    upstream.reply_tool_calls(("read_file", {"path": "a.py"}))
+    upstream.reply_text("Read it.")
+    upstream.reply_text("Default again.")
+    message = {"type": "user_message", "content": "read a.py", "model": "fake-json-model"}
+    [call] = (await agent_runtime.send("s-model", message)).tool_calls
+    await agent_runtime.send("s-model", {"type": "tool_result", "call_id": call["call_id"], "result": {}})
+    await agent_runtime.send("s-model", user("hi"))
+
+    # fake-json-model presents the tools in the system message (no `tools` field): both of its calls went through it
+    assert ["tools" in request for request in upstream.requests] == [False, False, True]
+
+
+async def test_an_unknown_model_ends_the_turn_with_an_error_that_names_it(agent_runtime: RunningAgentRuntime) -> None:
+    step = await agent_runtime.send("s-nomodel", {"type": "user_message", "content": "hi", "model": "no-such-model"})
+    [error] = step.errors
+    assert error["code"] == "LLM_ERROR" and "no-such-model" in error["content"]
+    assert step.frames[-1]["stop_reason"] == "error"
+    status, body = await agent_runtime.input("s-nomodel", {"type": "user_message", "content": "hi", "model": "a b"})
+    assert (status, body["error"]["code"]) == (400, "INVALID_FORMAT")

@@ -1,9 +1,12 @@
-"""Asking the human before a call that requires approval: show what it would do, then yes / no / always."""
+"""Asking the human before a call that requires approval: show what it would do, then yes / no (with what to do
+instead) / edit / always (a rule for the rest of the session, proposed as narrow as the call, editable)."""
 
 from __future__ import annotations
 
 import difflib
+from typing import Any
 
+import orjson
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
@@ -14,37 +17,81 @@ from codelab_client.render import short_arguments
 from codelab_client.terminal_input import read_line
 from codelab_client.tools import ToolError, Workspace
 from codelab_client.tools.edit_file import edited_text
-from codelab_common.protocol import ToolCall
+from codelab_common.protocol import ApprovalRule, ToolCall
+from codelab_common.protocol.approvals import COMMAND_TOOLS, narrowest_rule
 
 PREVIEW_LINES = 40
 
 
 class ConsoleApprover:
-    """Approver for `codelab chat`. "always" approves every later call of the same tool in this chat."""
+    """Approver for `codelab chat`. "always" sends a rule the agent keeps for the session, so calls it covers no
+    longer ask."""
 
     def __init__(self, console: Console, workspace: Workspace | None = None) -> None:
         self.console = console
         self.workspace = workspace
         """When given, a write_file over an existing file and an edit_file are shown as the file's diff."""
-        self.always: set[str] = set()
 
     async def __call__(self, call: ToolCall) -> Decision:
-        if call.tool_name in self.always:
-            return Decision(True)
         self.console.print(self._preview(call))
         while True:
             answer = await self._ask(
-                f"Allow [bold]{escape(call.tool_name)}[/]? [green]y[/]es / [red]n[/]o / [cyan]a[/]lways: "
+                f"Allow [bold]{escape(call.tool_name)}[/]? [green]y[/]es / [red]n[/]o / [magenta]e[/]dit / "
+                "[cyan]a[/]lways: "
             )
             choice = (answer or "n").strip().lower()
             if choice in ("y", "yes"):
                 return Decision(True)
             if choice in ("a", "always"):
-                self.always.add(call.tool_name)
-                return Decision(True)
-            if choice in ("n", "no"):
-                reason = await self._ask("Reason (sent to the model): ")
-                return Decision(False, (reason or "").strip() or "the user declined")
+                rule = await self._rule(call)
+                if rule is not None:
+                    return Decision(True, remember=rule)
+            elif choice in ("e", "edit"):
+                arguments = await self._edit(call)
+                if arguments is not None:
+                    return Decision(True, arguments=arguments)
+            elif choice in ("n", "no"):
+                feedback = await self._ask("What should the agent do instead? (sent to the model): ")
+                return Decision(False, (feedback or "").strip() or "the user declined")
+
+    async def _rule(self, call: ToolCall) -> ApprovalRule | None:
+        """The narrowest rule that covers the call, which the user may widen or narrow."""
+        proposed = narrowest_rule(call.tool_name, call.arguments)
+        condition = proposed.command or proposed.path
+        if condition is None:
+            self.console.print(f"Rule for this session: [bold]{escape(proposed.describe())}[/]")
+            return proposed
+        what = "command prefix" if proposed.command is not None else "path glob"
+        self.console.print(f"Rule for this session: [bold]{escape(proposed.describe())}[/]")
+        typed = ((await self._ask(f"Enter to keep it, or another {what}: ")) or "").strip()
+        if not typed:
+            return proposed
+        try:
+            if proposed.command is not None:
+                return ApprovalRule(tool=proposed.tool, command=typed)
+            return ApprovalRule(tool=proposed.tool, path=typed)
+        except ValueError as exc:
+            self.console.print(f"[red]Not a rule:[/] {escape(str(exc).splitlines()[-1])}")
+            return None
+
+    async def _edit(self, call: ToolCall) -> dict[str, Any] | None:
+        """The call's arguments as the user changes them: the command line for a command, JSON otherwise."""
+        if call.tool_name in COMMAND_TOOLS and isinstance(call.arguments.get("command"), str):
+            typed = ((await self._ask("Command to run instead: ")) or "").strip()
+            return {**call.arguments, "command": typed} if typed else None
+        self.console.print(f"Arguments now: {escape(orjson.dumps(call.arguments).decode()[:2000])}")
+        typed = ((await self._ask("Arguments as JSON (empty: keep them): ")) or "").strip()
+        if not typed:
+            return None
+        try:
+            edited = orjson.loads(typed)
+        except orjson.JSONDecodeError as exc:
+            self.console.print(f"[red]Not JSON:[/] {escape(str(exc))}")
+            return None
+        if not isinstance(edited, dict):
+            self.console.print("[red]The arguments must be a JSON object.[/]")
+            return None
+        return edited
 
     async def _ask(self, prompt: str) -> str | None:
         console = self.console

@@ -28,13 +28,16 @@ HELP = (
     "Type a request and press Enter. Tools run inside the workspace; calls that change files or run commands "
     "ask first. Ctrl-C during a turn cancels it.\n/quit leaves (Ctrl-D too), /session shows the session id (resume "
     "later with --session), /cancel stops a turn still running in the session (e.g. one left by an earlier "
-    "client), /help."
+    "client), /model NAME asks for another model from the next turn on (/model alone: the deployment's default), "
+    "/help."
 )
 INTERRUPTED = 130
 """Exit status after a second Ctrl-C during a turn, as after Ctrl-C at the prompt."""
 
 
-async def chat(workspace: Path, url: str, session_id: str | None, console: Console | None = None) -> int:
+async def chat(
+    workspace: Path, url: str, session_id: str | None, console: Console | None = None, model: str | None = None
+) -> int:
     console = console or Console()
     renderer = ConsoleRenderer(console, activity=True)
 
@@ -55,7 +58,9 @@ async def chat(workspace: Path, url: str, session_id: str | None, console: Conso
         return decision
 
     try:
-        async with AgentSession(url, executor, approve, session_id=session_id, listener=renderer) as session:
+        async with AgentSession(
+            url, executor, approve, session_id=session_id, listener=renderer, model=model
+        ) as session:
             console.print(
                 f"[bold]codelab chat[/] session [cyan]{escape(session.session_id)}[/], "
                 f"workspace [cyan]{escape(str(executor.workspace.root))}[/]. /help for help, /quit to leave.",
@@ -76,6 +81,10 @@ async def chat(workspace: Path, url: str, session_id: str | None, console: Conso
                     continue
                 if text == "/session":
                     console.print(session.session_id)
+                    continue
+                if text == "/model" or text.startswith("/model "):
+                    session.model = text.removeprefix("/model").strip() or None
+                    renderer.note(f"next turns use {session.model or 'the default model'}")
                     continue
                 if text == "/cancel":
                     await session.cancel()

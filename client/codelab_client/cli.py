@@ -24,6 +24,12 @@ app = typer.Typer(
 DEFAULT_URL = "ws://127.0.0.1:8000"
 DEFAULT_PORTS = Ports()
 UrlOption = Annotated[str, typer.Option("--url", help="The gateway's WebSocket base URL.")]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model", help="Model for the turns (a name from llm-proxy's model list; default: the deployment's)."
+    ),
+]
 SessionOption = Annotated[
     str | None, typer.Option("--session", help="Session id to use or resume (default: a new one).")
 ]
@@ -97,12 +103,14 @@ def env(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
 
 
 @app.command()
-def chat(workspace: WorkspaceOption, url: UrlOption = DEFAULT_URL, session: SessionOption = None) -> None:
+def chat(
+    workspace: WorkspaceOption, url: UrlOption = DEFAULT_URL, session: SessionOption = None, model: ModelOption = None
+) -> None:
     """Chat with the agent; its tools run in the workspace, and calls that change things ask first."""
     from codelab_client.chat import chat as run_chat
 
     try:
-        code = asyncio.run(run_chat(workspace, url, session))
+        code = asyncio.run(run_chat(workspace, url, session, model=model))
     except KeyboardInterrupt:
         code = 130
     raise typer.Exit(code)
@@ -119,6 +127,7 @@ def run(
     json_lines: Annotated[bool, typer.Option("--json", help="Print every received frame as a JSON line.")] = False,
     session: SessionOption = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the whole answer.")] = 600.0,
+    model: ModelOption = None,
 ) -> None:
     """Run one request without prompts and print the answer.
 
@@ -126,7 +135,7 @@ def run(
     """
     from codelab_client.oneshot import RunOptions, run_once
 
-    options = RunOptions(prompt, workspace, url, approve, json_lines, session, timeout)
+    options = RunOptions(prompt, workspace, url, approve, json_lines, session, timeout, model)
     try:
         code = int(asyncio.run(run_once(options)))
     except KeyboardInterrupt:

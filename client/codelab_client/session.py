@@ -41,7 +41,7 @@ from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from codelab_client.approvals import Approver, Decision, rejection_error
+from codelab_client.approvals import Approver, Decision
 from codelab_client.events import SessionListener
 from codelab_client.tools import ToolExecutor
 from codelab_common.protocol import SESSION_ID_PATTERN, ErrorCode, StopReason, ToolCall
@@ -59,6 +59,8 @@ before it could be read names nothing)."""
 ABANDON_CANCEL_S = 1.0
 """How long a turn the caller stops waiting for (timeout, task cancelled) tries to send its cancel."""
 MAX_FRAME_BYTES = 1_000_000
+APPROVAL_ATTEMPTS = 5
+"""Decisions sent for one call before the client gives up and rejects it (each refused one is asked again)."""
 """Keeps a tool_result under the gateway's default inbound frame limit (1 MiB)."""
 
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
@@ -135,6 +137,12 @@ class _Turn:
     resent: set[str] = field(default_factory=set)
     retries: dict[str, int] = field(default_factory=dict)
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    decisions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """call_id → the `approval_recorded` frame: the decision the agent stored (seen live or replayed)."""
+    deciding: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    """call_id → the answer awaited to an `approval` sent: its `approval_recorded`, or the error refusing it."""
+    approvals: dict[str, str] = field(default_factory=dict)
+    """call_id → the `approval` JSON awaiting its answer; sent again after a reconnect."""
 
 
 def new_session_id() -> str:
@@ -169,6 +177,7 @@ class AgentSession:
         listener: SessionListener | None = None,
         open_timeout: float = 10.0,
         reconnect_delays: tuple[float, ...] = RECONNECT_DELAYS_S,
+        model: str | None = None,
     ) -> None:
         self.session_id = session_id or new_session_id()
         if not _SESSION_ID.fullmatch(self.session_id):
@@ -177,6 +186,8 @@ class AgentSession:
         self.executor = executor
         self.approver = approver
         self.listener = listener or SessionListener()
+        self.model = model
+        """The model the next turns ask for (None: the deployment's default)."""
         self.last_seq: int | None = None
         """The highest seq received; a reconnect resumes after it."""
         self.duplicates = 0
@@ -259,6 +270,8 @@ class AgentSession:
         try:
             async with asyncio.timeout(timeout):
                 message = {"type": "user_message", "content": content, "role": "user", "message_id": message_id}
+                if self.model is not None:
+                    message["model"] = self.model
                 await self._send(message)
                 turn.sent = True
                 reader = asyncio.create_task(self._read_turn(turn), name=f"codelab-read-{message_id}")
@@ -356,6 +369,11 @@ class AgentSession:
         elif kind == "ack":
             turn.acked = True
             self.listener.on_ack(frame)
+        elif kind == "approval_recorded":
+            call_id = frame.get("call_id")
+            if isinstance(call_id, str):
+                turn.decisions[call_id] = frame
+                self._decided(turn, call_id, frame)
         else:
             self.listener.on_unknown(frame)
         return None
@@ -363,6 +381,10 @@ class AgentSession:
     def _gateway_answer(self, turn: _Turn, frame: dict[str, Any]) -> None:
         """An error without seq: the gateway's answer to a frame this client sent (or a notice of its own)."""
         code, call_id, message_id = frame.get("code"), frame.get("call_id"), frame.get("message_id")
+        if isinstance(call_id, str) and call_id in turn.deciding:
+            self._report(turn, frame)
+            self._decided(turn, call_id, frame)  # the approval was refused (an edit that does not fit, say)
+            return
         if call_id is not None:
             if call_id not in turn.call_ids:
                 return  # answers a result of another turn
@@ -425,14 +447,15 @@ class AgentSession:
             self.listener.on_unknown(frame)
             return
         self.listener.on_tool_call(call)
-        decision = await self.approver(call) if call.requires_approval else Decision(True)
-        result: dict[str, Any] | str | None
-        error: str | None
-        if decision.approved:
-            outcome = await self.executor.execute(call.tool_name, call.arguments)
-            result, error = outcome.result, outcome.error
-        else:
-            result, error = None, rejection_error(decision)
+        arguments = call.arguments
+        if call.requires_approval:
+            recorded = await self._approval(turn, call)
+            if recorded is None:
+                return  # rejected: nothing runs, and the agent already told the model
+            arguments = recorded.get("arguments") or arguments
+        outcome = await self.executor.execute(call.tool_name, arguments)
+        result = outcome.result
+        error: str | None = outcome.error
         reply: dict[str, Any] = {"type": "tool_result", "call_id": call.call_id, "tool_name": call.tool_name}
         reply["result" if error is None else "error"] = result if error is None else error
         if len(orjson.dumps(reply)) > MAX_FRAME_BYTES:
@@ -440,6 +463,50 @@ class AgentSession:
             reply = {"type": "tool_result", "call_id": call.call_id, "tool_name": call.tool_name, "error": error}
         self.listener.on_tool_result(call, result, error)
         await self._send_result(turn, call.call_id, reply)
+
+    async def _approval(self, turn: _Turn, call: ToolCall) -> dict[str, Any] | None:
+        """Ask the user (unless the decision is already in the log), tell the agent, and wait for it to record the
+        decision: the `approval_recorded` frame to run the call by, or None when it was rejected. A decision that
+        arrives while the user is still being asked (replayed after a reconnect) ends the question."""
+        data: str | None = None
+        for attempt in range(APPROVAL_ATTEMPTS):
+            waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            turn.deciding[call.call_id] = waiter
+            try:
+                if call.call_id in turn.decisions:
+                    waiter.set_result(turn.decisions[call.call_id])
+                elif data is None:
+                    asking: asyncio.Future[Decision] = asyncio.ensure_future(self.approver(call))
+                    try:
+                        await asyncio.wait((asking, waiter), return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        asking.cancel()
+                    if not waiter.done():
+                        data = orjson.dumps(asking.result().frame(call.call_id)).decode()
+                if not waiter.done() and data is not None:
+                    turn.approvals[call.call_id] = data
+                    await self._send_text(data)
+                recorded = await waiter
+            finally:
+                turn.deciding.pop(call.call_id, None)
+                turn.approvals.pop(call.call_id, None)
+            if recorded.get("type") == "approval_recorded":
+                if recorded.get("decision") == "reject":
+                    self.listener.on_tool_result(call, None, "rejected by the user")
+                    return None
+                return recorded
+            if recorded.get("code") in RETRIED_RESULT_ERRORS:
+                await asyncio.sleep(RESULT_RETRY_DELAYS_S[min(attempt, len(RESULT_RETRY_DELAYS_S) - 1)])
+                continue  # the same decision again: the agent could not take it just now
+            data = None  # refused (the listener showed why): ask the user again
+        await self._send(Decision(False, "the approval could not be recorded").frame(call.call_id))
+        return None
+
+    @staticmethod
+    def _decided(turn: _Turn, call_id: str, answer: dict[str, Any]) -> None:
+        waiter = turn.deciding.get(call_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(answer)
 
     async def _send_result(self, turn: _Turn, call_id: str, reply: dict[str, Any]) -> None:
         data = orjson.dumps(reply).decode()
@@ -544,3 +611,5 @@ class AgentSession:
         for call_id, data in list(turn.results.items()):
             turn.resent.add(call_id)
             await self._ws.send(data)
+        for data in list(turn.approvals.values()):
+            await self._ws.send(data)  # answered as a duplicate when it arrived before

@@ -106,6 +106,22 @@ def tool_call(
     }
 
 
+def approval_recorded(
+    message_id: str, seq: int, call_id: str, tool: str, arguments: dict[str, Any], decision: str = "approve"
+) -> dict[str, Any]:
+    return {
+        "type": "approval_recorded",
+        "call_id": call_id,
+        "tool_name": tool,
+        "decision": decision,
+        "arguments": arguments,
+        "source": "approval",
+        "decided_at": 1.0,
+        "message_id": message_id,
+        "seq": seq,
+    }
+
+
 def error(code: str, text: str, seq: int | None = None, **ids: str) -> dict[str, Any]:
     frame: dict[str, Any] = {"type": "error", "code": code, "content": text, "error": text, **ids}
     if seq is not None:

@@ -56,7 +56,7 @@ async def test_run_approvals_follow_the_flag(gateway: Any, workspace: Path, appr
     assert await run_once(options, out=out_console, err=err_console) is ExitCode.OK
     assert (workspace / "new.txt").exists() is approve
     sent = tool_messages(gateway.upstream.requests[1])[0]
-    assert ("Rejected by user: approvals are off" in sent) is not approve
+    assert ('"user_feedback":"approvals are off' in sent) is not approve
 
 
 async def test_run_exit_codes_for_errors_timeouts_and_no_gateway(gateway: Any, workspace: Path) -> None:
@@ -102,7 +102,7 @@ async def test_chat_asks_before_writing_and_sends_the_rejection_reason(
     assert "write_file wants approval: overwrite notes.md" in shown
     assert "-# old" in shown and "+# hi" in shown
     assert "Okay, leaving it." in shown and "Written." in shown
-    assert "Rejected by user: not now" in tool_messages(gateway.upstream.requests[1])[0]
+    assert '"user_feedback":"not now"' in tool_messages(gateway.upstream.requests[1])[0]
     assert (workspace / "notes.md").read_text() == "# hi\n"
     assert keyboard == []
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 import uvicorn
 
@@ -88,8 +89,10 @@ async def test_a_rejected_call_does_not_run_and_the_model_hears_why(gateway: Any
         result = await session.run_turn("clean up", timeout=10)
     assert result.ok
     assert not (workspace / "pwned").exists()
-    assert recorder.results == [("run_command", None, "Rejected by user: not today")]
-    assert "Rejected by user: not today" in tool_messages(gateway.upstream.requests[1])[0]
+    assert recorder.results == [("run_command", None, "rejected by the user")]
+    told = orjson.loads(tool_messages(gateway.upstream.requests[1])[0])
+    assert told["rejected_by_user"] is True and told["user_feedback"] == "not today"
+    assert [f["decision"] for f in result.frames if f["type"] == "approval_recorded"] == ["reject"]
 
 
 async def test_prompt_user_without_a_human_answers_with_an_error(gateway: Any, workspace: Path) -> None:

@@ -12,9 +12,18 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from client.tests.fake_gateway import FakeConnection, FakeGateway, ack, delta, error, final, tool_call
+from client.tests.fake_gateway import (
+    FakeConnection,
+    FakeGateway,
+    ack,
+    approval_recorded,
+    delta,
+    error,
+    final,
+    tool_call,
+)
 from codelab_client import session as session_module
-from codelab_client.approvals import approve_all
+from codelab_client.approvals import Decision, approve_all
 from codelab_client.events import SessionListener
 from codelab_client.oneshot import ExitCode, RunOptions, run_once
 from codelab_client.session import AgentSession, MessageRefused, TurnStatus
@@ -212,17 +221,63 @@ async def test_cancel_names_the_turn_and_its_final_frame_kills_the_running_comma
         await gateway.send(
             ack(message_id, 1), tool_call(message_id, 2, "call_1", "run_command", {"command": command}, approval=True)
         )
+        assert await gateway.recv() == {"type": "approval", "call_id": "call_1", "decision": "approve"}
+        await gateway.send(approval_recorded(message_id, 3, "call_1", "run_command", {"command": command}))
         child = int(await wait_for_file(folder / "child.pid"))
         assert alive(child)
         await session.cancel()
         assert await gateway.recv() == {"type": "cancel", "message_id": message_id}
-        await gateway.send(final(message_id, 3, "cancelled"))
+        await gateway.send(final(message_id, 4, "cancelled"))
         result = await asyncio.wait_for(task, 10)
         assert result.status is TurnStatus.CANCELLED and result.stop_reason == "cancelled"
         await eventually(lambda: not alive(child), 3)
         assert not alive(child), "the command's process group outlived the cancelled turn"
         assert recorder.results == []
         await gateway.silent()  # no tool_result for the stopped call
+
+
+async def test_an_approved_call_runs_only_once_recorded_and_with_the_recorded_arguments(
+    fake: FakeGateway, folder: Path
+) -> None:
+    async with open_session(fake, folder) as session:
+        gateway = await fake.accept()
+        task, message_id = await start_turn(session, gateway, "note it")
+        asked = {"path": "asked.txt", "content": "x"}
+        await gateway.send(ack(message_id, 1), tool_call(message_id, 2, "call_1", "write_file", asked, approval=True))
+        assert (await gateway.recv())["type"] == "approval"
+        await gateway.silent()  # nothing runs before the decision is recorded
+        assert not (folder / "asked.txt").exists()
+        await gateway.send(error("BUSY", "busy", call_id="call_1"))
+        assert (await gateway.recv())["decision"] == "approve", "a refusal for now: the same decision, again"
+        recorded = {"path": "edited.txt", "content": "y"}
+        await gateway.send(approval_recorded(message_id, 3, "call_1", "write_file", recorded))
+        result = await gateway.recv()
+        assert result["type"] == "tool_result" and result["call_id"] == "call_1" and "error" not in result
+        assert (folder / "edited.txt").read_text() == "y\n" and not (folder / "asked.txt").exists()
+        await gateway.send(final(message_id, 4))
+        assert (await asyncio.wait_for(task, 10)).status is TurnStatus.COMPLETED
+
+
+async def test_a_replayed_decision_is_not_asked_again(fake: FakeGateway, folder: Path) -> None:
+    asked: list[str] = []
+
+    async def approver(call: ToolCall) -> Decision:
+        asked.append(call.call_id)
+        return Decision(True)
+
+    async with AgentSession(fake.url, ToolExecutor(folder), approver) as session:
+        gateway = await fake.accept()
+        task, message_id = await start_turn(session, gateway, "note it")
+        arguments = {"path": "a.txt", "content": "x"}
+        await gateway.send(
+            ack(message_id, 1),
+            tool_call(message_id, 2, "call_1", "write_file", arguments, approval=True),
+            approval_recorded(message_id, 3, "call_1", "write_file", arguments),
+        )
+        result = await gateway.recv()
+        assert result["type"] == "tool_result" and asked == []
+        await gateway.send(final(message_id, 4))
+        await asyncio.wait_for(task, 10)
 
 
 async def test_a_tool_timeout_stops_that_call_and_the_turn_goes_on(fake: FakeGateway, folder: Path) -> None:

@@ -216,11 +216,12 @@ async def test_non_utf8_bytes_and_bom_survive_an_edit(executor: ToolExecutor, wo
 
 
 async def test_the_terminal_client_offers_edit_file_and_the_ide_does_not(executor: ToolExecutor) -> None:
-    from codelab_common.protocol import IDE_TOOLS, TOOLS_BY_NAME
+    from codelab_common.protocol import IDE_TOOLS
+    from codelab_common.protocol.approvals import DEFAULT_POLICY, RuleAction, decide
 
     assert "edit_file" in executor.supported_tools
     assert "edit_file" not in IDE_TOOLS
-    assert TOOLS_BY_NAME["edit_file"].requires_approval is True
+    assert decide("edit_file", {"path": "a.py"}, DEFAULT_POLICY).action is RuleAction.ASK
 
 
 async def test_emptying_a_line_removes_it(executor: ToolExecutor, workspace: Path) -> None:

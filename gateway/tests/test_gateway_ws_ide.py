@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 
 from codelab_common.protocol import IDE_TOOLS
@@ -73,9 +74,50 @@ async def test_the_ides_real_tool_results_all_reach_the_model(gateway: RunningGa
     tool_messages = [m["content"] for m in gateway.upstream.requests[-1]["messages"] if m["role"] == "tool"]
     assert len(tool_messages) == len(names)
     expected = ["lines_read", "bytes_written", "lib/main.dart", "On branch main", "file_not_found"]
-    expected += ["Операция отклонена: write_file", "Unsupported tool: apply_patch"]
+    expected += ['"rejected_by_user":true,"user_feedback":"write_file"', "Unsupported tool: apply_patch"]
     for content, snippet in zip(tool_messages, expected, strict=True):
         assert snippet in content
+
+
+async def test_the_ides_rejection_becomes_a_typed_rejection_the_model_is_told(
+    gateway: RunningGateway, agent_runtime: Any
+) -> None:
+    gateway.upstream.reply_tool_calls(("write_file", {"path": "lib/main.dart", "content": "void main() {}\n"}))
+    gateway.upstream.reply_text("Understood, lib/main.dart stays as it is.")
+    async with gateway.connect("ide-reject", ide=True) as client:
+        await client.send(IDE_FRAMES["user_message"])
+        call = await client.recv()
+        assert call["type"] == "tool_call" and call["requires_approval"] is True
+        rejection = "Операция отклонена: не трогай main.dart"
+        await client.send(_ide_frame("tool_result_rejected_by_user", call_id=call["call_id"], error=rejection))
+        answer = await client.recv()
+        await client.silent(0.3)
+    assert (answer["type"], answer["content"]) == ("assistant_message", "Understood, lib/main.dart stays as it is.")
+    [told] = [m["content"] for m in gateway.upstream.requests[-1]["messages"] if m["role"] == "tool"]
+    assert orjson.loads(told)["rejected_by_user"] is True
+    assert orjson.loads(told)["user_feedback"] == "не трогай main.dart"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{agent_runtime.url}/agent/sessions/ide-reject/approvals",
+            headers={"X-Internal-Auth": agent_runtime.api_key},
+        ) as response,
+    ):
+        [decision] = (await response.json())["decisions"]
+    assert (decision["decision"], decision["source"]) == ("reject", "ide_rejection")
+
+
+async def test_the_ides_rejection_wording_means_nothing_on_the_stream_path(gateway: RunningGateway) -> None:
+    gateway.upstream.reply_tool_calls(("read_file", {"path": "a.py"}))
+    gateway.upstream.reply_text("ok")
+    async with gateway.connect("stream-wording") as client:
+        await client.say("read")
+        frames = await client.recv_until(lambda f: f["type"] == "tool_call")
+        error = "Операция отклонена: read_file"
+        await client.send({"type": "tool_result", "call_id": frames[-1]["call_id"], "error": error})
+        await client.turn()
+    [told] = [m["content"] for m in gateway.upstream.requests[-1]["messages"] if m["role"] == "tool"]
+    assert orjson.loads(told) == {"error": "Операция отклонена: read_file"}
 
 
 async def test_ide_path_sends_only_frame_types_the_ide_knows_on_errors(gateway: RunningGateway) -> None:

@@ -125,7 +125,7 @@ async def test_codelab_run_command_and_clean_shutdown(
     assert refused.returncode == 0, refused.stderr
     assert refused.stdout.strip() == "Fine, I did not write it."
     assert not (workspace / "x.txt").exists()
-    assert "Rejected by user: approvals are off" in tool_contents(upstream.requests[-1])[-1]
+    assert '"user_feedback":"approvals are off' in tool_contents(upstream.requests[-1])[-1]
 
     upstream.reply_error(400, "the upstream refused")
     failed = await _codelab_run(system, workspace, "fail please")

@@ -152,6 +152,13 @@ async def _one_step(turns: Turns, feeds: Feeds, body: AgentRequest) -> AsyncIter
 async def _step_frames(feeds: Feeds, session_id: str, submission: Submission) -> AsyncIterator[bytes]:
     step = submission.step
     if step is None:
+        written, cursor = submission.written_seq, submission.accepted.after_seq
+        if written is not None and written > cursor:
+            async with contextlib.aclosing(feeds.follow(session_id, cursor)) as own:  # what the input itself wrote
+                async for seq, text in own:
+                    yield encode_event(text, MESSAGE_EVENT)
+                    if seq >= written:
+                        break
         status = StepStatus.AWAITING_TOOL_RESULTS if submission.pending else StepStatus.COMPLETED
         yield _done(StepDone(status=status, pending_call_ids=submission.pending))
         return

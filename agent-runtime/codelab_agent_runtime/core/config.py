@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from codelab_common.protocol import ApprovalRule
+from codelab_common.protocol.approvals import DEFAULT_POLICY
 from codelab_common.settings import Key, ServiceSettings
 from codelab_common.sse import DEFAULT_KEEP_ALIVE_S
 
@@ -30,9 +32,17 @@ class Settings(ServiceSettings):
     database_url: str = "sqlite+aiosqlite:///./data/agent-runtime.db"
 
     max_steps: int = Field(default=12, ge=1, description="Model calls one user turn may make")
-    approval_required: list[str] = Field(
-        default_factory=lambda: ["write_file", "edit_file", "apply_patch", "run_command"],
-        description="Tools (model or wire names) whose calls the client must confirm with the user",
+    approval_policy: list[ApprovalRule] = Field(
+        default_factory=lambda: list(DEFAULT_POLICY),
+        description="Which tool calls run, ask the user first, or never run: rules "
+        '`{"tool", "path"?, "command"?, "action": "allow" | "ask" | "deny"}` (a deny wins, then the most specific '
+        "rule; no match asks; see docs/approvals.md). The default lets reads, searches and git_diff run and asks "
+        "before writes, patches, new folders and commands",
+    )
+    approval_timeout_s: float = Field(
+        default=1800.0,
+        gt=0,
+        description="How long a tool call waits for the user's approval before the model is told it timed out",
     )
     model_tools: list[str] | None = Field(
         default=None,

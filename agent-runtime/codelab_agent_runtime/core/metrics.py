@@ -1,8 +1,8 @@
 """Prometheus metrics of one agent-runtime app (own registry, so several apps can live in one process, as in tests).
 
-Counted per turn, per model call and per tool call, never per token. A tool call's outcome is read from its result:
-`ok`, `error`, `rejected` (the user said no), `timeout` (the gateway's, or agent-runtime's own safety net); a call
-that needed approval also counts as an approval decision, `rejected` or else `approved`.
+Counted per turn, per model call and per tool call, never per token. A tool call's outcome: `ok`, `error` (from its
+result), `rejected` (the user's typed decision), `timeout`. Every decision on a call that needed approval counts too,
+by its kind: `approve`, `edit`, `reject`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from enum import StrEnum
 from fastapi.responses import Response
 from prometheus_client import Counter, Histogram
 
-from codelab_agent_runtime.tools import messages as tool_messages
 from codelab_common.metrics import app_registry, metrics_response
 from codelab_common.protocol import ErrorCode, StepStatus
 from codelab_common.protocol.agent_api import TOOL_TIMEOUT_ERROR
@@ -25,6 +24,7 @@ TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.
 class TurnOutcome(StrEnum):
     COMPLETED = "completed"
     STEP_LIMIT = "step_limit"
+    REPEATED_CALL = "repeated_call"
     MODEL_ERROR = "model_error"
     ERROR = "error"
     CANCELLED = "cancelled"
@@ -53,11 +53,12 @@ class ToolOutcome(StrEnum):
             return cls.OK
         if error.startswith(TOOL_TIMEOUT_ERROR):
             return cls.TIMEOUT
-        return cls.REJECTED if tool_messages.is_rejection(error) else cls.ERROR
+        return cls.ERROR
 
 
 _FAILED_TURNS = {
     ErrorCode.STEP_LIMIT: TurnOutcome.STEP_LIMIT,
+    ErrorCode.REPEATED_CALL: TurnOutcome.REPEATED_CALL,
     ErrorCode.LLM_ERROR: TurnOutcome.MODEL_ERROR,
     ErrorCode.INTERNAL: TurnOutcome.ERROR,
 }
@@ -81,7 +82,7 @@ class AgentMetrics:
         )
         self.approvals = Counter(
             "agent_runtime_approval_decisions",
-            "Answers to tool calls that needed the user's approval, by tool and decision (approved or rejected)",
+            "The user's decisions on tool calls that needed approval, by tool and decision (approve, edit, reject)",
             ["tool", "decision"],
             registry=registry,
         )
@@ -103,13 +104,14 @@ class AgentMetrics:
         self.turns.labels(outcome.value).inc()
         self.model_calls_per_turn.observe(model_calls)
 
-    def tool_answered(self, tool: str, outcome: ToolOutcome, *, seconds: float | None, needed_approval: bool) -> None:
-        """One tool call's result (or its timeout), `seconds` after the call was sent."""
+    def tool_answered(self, tool: str, outcome: ToolOutcome, *, seconds: float | None) -> None:
+        """One tool call's result (or its timeout, or its rejection), `seconds` after the call was sent."""
         self.tool_calls.labels(tool, outcome.value).inc()
         if seconds is not None:
             self.tool_round_trip.labels(tool).observe(seconds)
-        if needed_approval and outcome is not ToolOutcome.TIMEOUT:
-            self.approvals.labels(tool, "rejected" if outcome is ToolOutcome.REJECTED else "approved").inc()
+
+    def approval_decided(self, tool: str, decision: str) -> None:
+        self.approvals.labels(tool, decision).inc()
 
     def response(self) -> Response:
         return metrics_response(self.registry)

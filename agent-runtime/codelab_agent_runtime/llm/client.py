@@ -77,11 +77,12 @@ class LLMClient:
         *,
         tool_choice: str | None = None,
         session_id: str | None = None,
+        model: str | None = None,
     ) -> AsyncIterator[str | ModelReply]:
         """Yield the reply's text deltas (`str`) as they arrive, then the whole `ModelReply` last. `session_id` goes to
         llm-proxy as `X-Session-ID`, for its log lines."""
         reply = ModelReply()
-        body: dict[str, Any] = {"model": self._model, "messages": messages, "stream": True, **self._options}
+        body: dict[str, Any] = {"model": model or self._model, "messages": messages, "stream": True, **self._options}
         if tools:
             body["tools"] = tools
             if tool_choice:

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from codelab_common.protocol import ApprovalRecorded, ApprovalRule
+
 
 class PendingCallView(BaseModel):
     call_id: str
@@ -13,6 +15,8 @@ class PendingCallView(BaseModel):
     arguments: dict[str, Any]
     since: float
     has_result: bool
+    approval: Literal["none", "pending", "approved", "rejected"]
+    """`pending`: the call waits for the user's decision."""
 
 
 class SessionView(BaseModel):
@@ -28,3 +32,13 @@ class SessionView(BaseModel):
     """The seq of the session's last logged frame."""
     created_at: float
     updated_at: float
+
+
+class ApprovalsView(BaseModel):
+    """`GET /agent/sessions/{session_id}/approvals`: who decided what on which call, and the rules the session
+    remembers. `source` says how the decision came: an `approval` frame, a `tool_result` sent without one (the
+    client asked the user itself), or the IDE's rejection."""
+
+    session_id: str
+    decisions: list[ApprovalRecorded]
+    rules: list[ApprovalRule]

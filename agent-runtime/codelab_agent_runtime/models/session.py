@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from codelab_common.protocol import ApprovalRule
+
 
 class SessionStatus(StrEnum):
     IDLE = "idle"
@@ -17,6 +19,7 @@ class SessionStatus(StrEnum):
 
 
 ANSWERED_CALLS_KEPT = 256
+APPROVAL_RULES_KEPT = 100
 
 
 class PendingCall(BaseModel):
@@ -36,6 +39,11 @@ class PendingCall(BaseModel):
     forwarded: bool = True
     result: str | None = None
     purpose: Literal["model", "context"] = "model"
+    approval: Literal["none", "pending", "approved", "rejected"] = "none"
+    """`pending` while the user has not decided on a call the policy asks about; the client runs it only after
+    `approved` (its `arguments` are then the ones the user approved or edited)."""
+    edited: bool = False
+    """The user changed the arguments before the call ran; the model is told what ran."""
     traceparent: str | None = None
     """The trace context of the step that sent the call, so the step that takes its result can trace the round
     trip under it (None when that step was not traced)."""
@@ -47,11 +55,15 @@ class SessionState(BaseModel):
     pending: list[PendingCall] = Field(default_factory=list)
     turn_message_id: str | None = None
     turn_tools: list[str] | None = None
+    turn_model: str | None = None
+    """The model the turn's user message asked for (None: the deployment's)."""
     turn_start: int = 0
     """Index in `messages` of the turn's user message."""
     step_count: int = 0
     repeats: int = 0
     """Calls of this turn the model had already made, answered from the earlier result."""
+    failed_repeats: int = 0
+    """Of those, the ones whose earlier result was an error."""
     context_pieces: list[str] = Field(default_factory=list)
     """The turn's context gathered so far, while it is gathered in more than one round."""
     corrections: int = 0
@@ -62,6 +74,8 @@ class SessionState(BaseModel):
     """A step of the turn runs (the instance holding the session's lease drives it)."""
     turn_start_seq: int = 0
     """The seq of the turn's first frame, so a client that connects mid-turn can be shown the turn from there."""
+    approval_rules: list[ApprovalRule] = Field(default_factory=list)
+    """Rules the user asked to remember in this session, added to the deployment's policy."""
     answered: list[str] = Field(default_factory=list)
     """Ids of the latest calls that got their result, so a result sent twice is acknowledged and not applied again."""
     created_at: float = Field(default_factory=time.time)
@@ -76,6 +90,11 @@ class SessionState(BaseModel):
     def mark_answered(self, call_id: str) -> None:
         self.answered = [*self.answered[-(ANSWERED_CALLS_KEPT - 1) :], call_id]
 
+    def remember(self, rule: ApprovalRule) -> None:
+        """Add a rule to the session's policy (once; the oldest go beyond `APPROVAL_RULES_KEPT`)."""
+        if rule not in self.approval_rules:
+            self.approval_rules = [*self.approval_rules[-(APPROVAL_RULES_KEPT - 1) :], rule]
+
     def awaiting(self) -> list[PendingCall]:
         """The forwarded calls still without a result."""
         return [call for call in self.pending if call.result is None]
@@ -83,10 +102,11 @@ class SessionState(BaseModel):
     def find_awaiting(self, call_id: str) -> PendingCall | None:
         return next((call for call in self.pending if call.call_id == call_id and call.result is None), None)
 
-    def start_turn(self, message_id: str, content: str, tools: list[str] | None) -> None:
+    def start_turn(self, message_id: str, content: str, tools: list[str] | None, model: str | None = None) -> None:
         self.turn_message_id = message_id
         self.turn_tools = tools
-        self.step_count = self.repeats = self.corrections = self.retries = 0
+        self.turn_model = model
+        self.step_count = self.repeats = self.failed_repeats = self.corrections = self.retries = 0
         self.context_pieces = []
         self.turn_start = len(self.messages)
         self.messages.append({"role": "user", "content": content})

@@ -16,7 +16,6 @@ class Toolset:
     """Offered tools in catalog order, whatever order the client listed them in, so the prompt stays byte-stable."""
 
     specs: tuple[ToolSpec, ...]
-    approval_required: frozenset[str]
     names: tuple[str, ...] = field(init=False)
     definitions: list[dict[str, Any]] = field(init=False, repr=False, compare=False)
 
@@ -29,13 +28,9 @@ class Toolset:
         spec = resolve(name)
         return spec if spec is not None and spec.name in self.names else None
 
-    def requires_approval(self, spec: ToolSpec) -> bool:
-        return spec.name in self.approval_required or spec.wire in self.approval_required
-
 
 class ToolCatalog:
-    def __init__(self, approval_required: Iterable[str], model_tools: Iterable[str] | None = None) -> None:
-        self._approval_required = frozenset(approval_required)
+    def __init__(self, model_tools: Iterable[str] | None = None) -> None:
         self._model_tools = None if model_tools is None else _names(model_tools)
         self._select = lru_cache(maxsize=64)(self._build)
 
@@ -52,7 +47,7 @@ class ToolCatalog:
             for spec in TOOLS
             if (wanted is None or spec.name in wanted) and (allowed is None or spec.name in allowed)
         )
-        return Toolset(specs, self._approval_required)
+        return Toolset(specs)
 
 
 def _names(names: Iterable[str]) -> frozenset[str]:

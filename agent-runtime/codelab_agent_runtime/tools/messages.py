@@ -1,7 +1,7 @@
 """What the model reads back about each tool call: compact JSON in a `tool` message.
 
-Results and errors both go back to the model; a user's rejection is spelled out so a small model does not
-simply try the same call again.
+Results and errors both go back to the model; a user's rejection (a typed decision, never guessed from an error's
+wording) is spelled out with the user's feedback, so a small model does not simply try the same call again.
 """
 
 from __future__ import annotations
@@ -13,29 +13,36 @@ import orjson
 from codelab_common.protocol.tools import ToolSpec
 from codelab_common.tool_arguments import argument_errors, coerce_arguments, declared_only
 
-REJECTION_MARKERS = ("Операция отклонена", "rejected by user", "user rejected", "rejected by the user")
-
-
-def is_rejection(error: str) -> bool:
-    lowered = error.lower()
-    return any(marker.lower() in lowered for marker in REJECTION_MARKERS)
-
 
 def result_content(result: dict[str, Any] | str | None, error: str | None, limit: int) -> str:
     """The tool message for a client's `tool_result`."""
     if error is not None:
-        if is_rejection(error):
-            body: dict[str, Any] = {
-                "error": error,
-                "rejected_by_user": True,
-                "note": "The user rejected this call. Do not repeat it; continue without it or ask the user.",
-            }
-        else:
-            body = {"error": error}
-        return truncate(_dumps(body), limit)
+        return truncate(_dumps({"error": error}), limit)
     if isinstance(result, str):
         return truncate(result, limit)
     return truncate(_dumps({"result": None} if result is None else result), limit)
+
+
+def rejected_content(feedback: str | None) -> str:
+    """The tool message for a call the user rejected."""
+    body: dict[str, Any] = {"error": "the user rejected this call; it did not run", "rejected_by_user": True}
+    if feedback:
+        body["user_feedback"] = feedback
+        body["note"] = "Do not repeat the call. Do what the user's feedback asks instead."
+    else:
+        body["note"] = "Do not repeat the call; continue without it or ask the user what they want."
+    return _dumps(body)
+
+
+def edited_note(arguments: dict[str, Any]) -> str:
+    """Put before the result of a call the user edited: the model must know what actually ran."""
+    return f"[The user edited this call before it ran; it ran with these arguments: {_dumps(arguments)}]\n"
+
+
+def denied_content(rule: str) -> str:
+    """The tool message for a call the deployment's policy does not allow."""
+    note = "This call is not allowed here and was not run; do not try it again. Continue without it."
+    return _dumps({"error": f"denied by the approval policy ({rule})", "note": note})
 
 
 def error_content(message: str) -> str:

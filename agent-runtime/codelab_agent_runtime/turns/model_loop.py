@@ -8,9 +8,12 @@ stream fails or the turn is cancelled mid-answer.
 Guards that keep a small model's turn going instead of ending it:
 - a call with an unknown tool or arguments that do not fit the schema is not sent to the client; the model gets
   the validation error as that call's result and can correct it;
+- every call goes through the approval policy (`codelab_common.protocol.approvals`): a denied call is not sent
+  (the model is told why), one the policy asks about goes out with `requires_approval: true`;
 - a call the model already made this turn is answered from the earlier result with a short note; after
   `MAX_REPEATS` of those the model is asked for an answer without tools, and so is the turn's last allowed step,
-  so a turn ends with an answer rather than at the step limit;
+  so a turn ends with an answer rather than at the step limit; a call that failed and is made again
+  `MAX_FAILED_REPEATS` times stops the turn with `REPEATED_CALL` (the model is stuck; the user is told why);
 - an answer that writes a tool call or result as text (no tool ran) is cut where the record starts, never shown
   from there on, and sent back to the model once with what was wrong;
 - an answer that reports work that was not done (`answer_checks`) is sent back with what is missing
@@ -39,11 +42,13 @@ from codelab_agent_runtime.turns.context_window import build_messages
 from codelab_agent_runtime.turns.frames import Frame, StepEnd
 from codelab_agent_runtime.turns.prompt import system_prompt
 from codelab_common import tracing
-from codelab_common.protocol import ErrorCode, StepStatus, StopReason, ToolCall
+from codelab_common.protocol import ErrorCode, RuleAction, StepStatus, StopReason, ToolCall
+from codelab_common.protocol.approvals import decide
 
 log = structlog.get_logger(__name__)
 
 MAX_REPEATS = 2
+MAX_FAILED_REPEATS = 2
 MAX_CORRECTIONS = 1
 MAX_RETRIES = 2
 NO_ANSWER = "I could not finish this request: the model wrote a tool call as text instead of calling the tool."
@@ -67,10 +72,10 @@ class ModelLoop:
             if declared and self._settings.workspace_context
             else []
         )
-        calls = self._context_calls(wanted, toolset)
+        calls = self._context_calls(wanted, toolset, state)
         if calls:
             state.pending = calls
-            async for event in self._send_calls(state, calls, toolset):
+            async for event in self._send_calls(state, calls):
                 yield event
             return
         async for event in self.advance(state, toolset):
@@ -90,8 +95,8 @@ class ModelLoop:
             read = [str(call.arguments.get("path")) for call, _ in outcomes if call.name == "read_file"]
             more = workspace_context.more_reads(listing, read) if first_round else []
             if more:
-                state.pending = self._context_calls(more, toolset)
-                async for event in self._send_calls(state, state.pending, toolset):
+                state.pending = self._context_calls(more, toolset, state)
+                async for event in self._send_calls(state, state.pending):
                     yield event
                 return
             user = state.messages[state.turn_start]
@@ -120,7 +125,11 @@ class ModelLoop:
             try:
                 tool_choice = "none" if answer_only else None
                 stream = self._llm.stream(
-                    messages, toolset.definitions, tool_choice=tool_choice, session_id=state.session_id
+                    messages,
+                    toolset.definitions,
+                    tool_choice=tool_choice,
+                    session_id=state.session_id,
+                    model=state.turn_model,
                 )
                 async for item in stream:
                     if isinstance(item, ModelReply):
@@ -183,49 +192,57 @@ class ModelLoop:
                 yield StepEnd(StepStatus.COMPLETED)
                 return
             taken = {m["tool_call_id"] for m in state.messages if m.get("role") == "tool"}
-            calls = self._triage(drafts, toolset, taken)
-            state.repeats += _answer_repeats(calls, state.turn_messages())
+            calls = self._triage(drafts, toolset, taken, state)
+            repeated = _answer_repeats(calls, state.turn_messages())
+            state.repeats += len(repeated)
+            state.failed_repeats += sum(1 for call in repeated if _is_error(call.result))
             state.messages.append(_assistant_with_calls(shown.text, calls))
             state.pending = calls
+            if state.failed_repeats >= MAX_FAILED_REPEATS:
+                async for event in self._stop_repeating(state, message_id, repeated[-1]):
+                    yield event
+                return
             forwarded = [call for call in calls if call.forwarded]
             if not forwarded:
                 state.close_tool_round()
                 continue
-            async for event in self._send_calls(state, forwarded, toolset):
+            async for event in self._send_calls(state, forwarded):
                 yield event
             return
 
-    @staticmethod
-    def _context_calls(wanted: list[workspace_context.ContextCall], toolset: Toolset) -> list[PendingCall]:
+    def _context_calls(
+        self, wanted: list[workspace_context.ContextCall], toolset: Toolset, state: SessionState
+    ) -> list[PendingCall]:
+        """The reads that gather a turn's context; only those the policy lets run unasked (no one is asked to approve
+        what the agent gathers by itself)."""
         calls = []
+        policy = self._settings.approval_policy
         for call in wanted:
             spec = toolset.lookup(call.name)
-            if spec is not None:
-                calls.append(
-                    PendingCall(
-                        call_id=new_id("call"),
-                        name=spec.name,
-                        wire_name=spec.wire,
-                        arguments=call.arguments,
-                        purpose="context",
-                    )
+            if spec is None or decide(spec.name, call.arguments, policy, state.approval_rules).action != "allow":
+                continue
+            calls.append(
+                PendingCall(
+                    call_id=new_id("call"),
+                    name=spec.name,
+                    wire_name=spec.wire,
+                    arguments=call.arguments,
+                    purpose="context",
                 )
+            )
         return calls
 
-    async def _send_calls(
-        self, state: SessionState, calls: list[PendingCall], toolset: Toolset
-    ) -> AsyncIterator[Frame | StepEnd]:
+    async def _send_calls(self, state: SessionState, calls: list[PendingCall]) -> AsyncIterator[Frame | StepEnd]:
         """Send each call to the client, and end the step waiting for their results."""
         message_id = state.turn_message_id or new_id("msg")
         for call in calls:
             call.traceparent = tracing.traceparent()
         for call in calls:
-            spec = toolset.lookup(call.name)
             frame = ToolCall(
                 call_id=call.call_id,
                 tool_name=call.wire_name,
                 arguments=call.arguments,
-                requires_approval=spec is not None and toolset.requires_approval(spec),
+                requires_approval=call.approval == "pending",
                 message_id=message_id,
             )
             yield frames.of_model(frame)
@@ -241,7 +258,30 @@ class ModelLoop:
         yield frames.final(message_id, StopReason.ERROR)
         yield StepEnd(StepStatus.FAILED, error_code=ErrorCode.STEP_LIMIT)
 
-    def _triage(self, drafts: list[ToolCallDraft], toolset: Toolset, taken: set[str]) -> list[PendingCall]:
+    async def _stop_repeating(
+        self, state: SessionState, message_id: str, call: PendingCall
+    ) -> AsyncIterator[Frame | StepEnd]:
+        """End the turn: the model keeps making a call that fails. The round's calls are not run."""
+        for pending in state.pending:
+            if pending.forwarded:
+                pending.forwarded = False
+                pending.result = tool_messages.error_content("not run: the turn was stopped")
+        state.close_tool_round()
+        failure = (call.result or "").split("\n", 1)[0][:300]
+        note = (
+            f"I stopped: the model kept calling {call.name} with the same arguments although it failed each time "
+            f"({failure}). Rephrase the request, or fix what the error says and ask again."
+        )
+        state.messages.append({"role": "assistant", "content": note})
+        log.warning("repeated_failing_call", session_id=state.session_id, tool=call.name)
+        yield frames.error(ErrorCode.REPEATED_CALL, note, message_id=message_id)
+        yield frames.delta(message_id, note)
+        yield frames.final(message_id, StopReason.ERROR)
+        yield StepEnd(StepStatus.FAILED, error_code=ErrorCode.REPEATED_CALL)
+
+    def _triage(
+        self, drafts: list[ToolCallDraft], toolset: Toolset, taken: set[str], state: SessionState
+    ) -> list[PendingCall]:
         """Every call of the reply as a PendingCall; those the client must not run carry their error already."""
         calls = []
         for draft in drafts:
@@ -257,7 +297,15 @@ class ModelLoop:
             except tool_messages.InvalidArguments as exc:
                 calls.append(_rejected(call_id, spec.name, str(exc)))
                 continue
-            calls.append(PendingCall(call_id=call_id, name=spec.name, wire_name=spec.wire, arguments=arguments))
+            verdict = decide(spec.name, arguments, self._settings.approval_policy, state.approval_rules)
+            if verdict.action is RuleAction.DENY:
+                rule = verdict.rule.describe() if verdict.rule is not None else "deny"
+                calls.append(_denied(call_id, spec.name, rule))
+                continue
+            call = PendingCall(call_id=call_id, name=spec.name, wire_name=spec.wire, arguments=arguments)
+            if verdict.action is RuleAction.ASK:
+                call.approval = "pending"
+            calls.append(call)
         return calls
 
 
@@ -329,10 +377,10 @@ def _record_finder(names: tuple[str, ...]) -> RecordFinder:
     return finder
 
 
-def _answer_repeats(calls: list[PendingCall], turn: list[dict[str, Any]]) -> int:
-    """Answer, from the earlier result, each call the model already made this turn; returns how many there were."""
+def _answer_repeats(calls: list[PendingCall], turn: list[dict[str, Any]]) -> list[PendingCall]:
+    """Answer, from the earlier result, each call the model already made this turn; returns those calls."""
     earlier = _earlier_results(turn)
-    repeats = 0
+    repeated = []
     for call in calls:
         if not call.forwarded:
             continue
@@ -340,10 +388,21 @@ def _answer_repeats(calls: list[PendingCall], turn: list[dict[str, Any]]) -> int
         if key in earlier:
             call.forwarded = False
             call.result = tool_messages.repeated_content(earlier[key])
-            repeats += 1
+            repeated.append(call)
         else:
             earlier[key] = tool_messages.error_content("this call is already in your answer above; it runs once")
-    return repeats
+    return repeated
+
+
+def _is_error(result: str | None) -> bool:
+    """Whether a tool message reports a failure (an `error` key), read from its first line."""
+    if not result:
+        return False
+    try:
+        body = orjson.loads(result.split("\n", 1)[0])
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(body, dict) and "error" in body
 
 
 def _earlier_results(turn: Iterable[dict[str, Any]]) -> dict[tuple[str, str], str]:
@@ -413,6 +472,12 @@ def _rejected(call_id: str, name: str, error: str) -> PendingCall:
         wire_name=name,
         forwarded=False,
         result=tool_messages.error_content(error),
+    )
+
+
+def _denied(call_id: str, name: str, rule: str) -> PendingCall:
+    return PendingCall(
+        call_id=call_id, name=name, wire_name=name, forwarded=False, result=tool_messages.denied_content(rule)
     )
 
 

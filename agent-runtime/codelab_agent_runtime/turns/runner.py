@@ -1,14 +1,14 @@
 """Sessions and their turns: every input a client sends, and the steps it starts, decided here and only here.
 
-An input (a user message, a tool result, a cancel) takes the session's lease, changes the session and answers at
-once; when there is model work to do it starts a step as a task of its own, which keeps the lease until the step
-has written its last frame. A step ends when the turn ends (its final frame) or when it waits for tool results;
-then the lease is let go in the same write, so the next input, on this instance or another, finds the session free
-and as the client saw it.
+An input (a user message, a tool result, an approval decision, a cancel) takes the session's lease, changes the
+session and answers at once; when there is model work to do it starts a step as a task of its own, which keeps the
+lease until the step has written its last frame. A step ends when the turn ends (its final frame) or when it waits
+for tool results; then the lease is let go in the same write, so the next input, on this instance or another, finds
+the session free and as the client saw it.
 
-Each instance also sweeps for two kinds of sessions: tool calls unanswered past `tool_timeout_s` (the model is told,
-the turn goes on), and sessions whose lease expired while a step ran (its instance died or hung): their turn is
-closed with AGENT_DOWN, what the user was shown kept in the history.
+Each instance also sweeps for two kinds of sessions: tool calls unanswered past `tool_timeout_s` (or undecided past
+`approval_timeout_s`; the model is told, the turn goes on), and sessions whose lease expired while a step ran (its
+instance died or hung): their turn is closed with AGENT_DOWN, what the user was shown kept in the history.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import orjson
 import structlog
@@ -29,7 +30,7 @@ import structlog
 from codelab_agent_runtime.core.config import Settings
 from codelab_agent_runtime.core.metrics import AgentMetrics, ToolOutcome, TurnOutcome
 from codelab_agent_runtime.llm.client import LLMClient
-from codelab_agent_runtime.models.api import PendingCallView, SessionView
+from codelab_agent_runtime.models.api import ApprovalsView, PendingCallView, SessionView
 from codelab_agent_runtime.models.session import PendingCall, SessionState
 from codelab_agent_runtime.store.sessions import Lease, LeaseLost, SqlSessionStore, StoredSession
 from codelab_agent_runtime.tools import messages as tool_messages
@@ -43,16 +44,23 @@ from codelab_common import tracing
 from codelab_common.protocol import (
     Ack,
     AgentRequest,
+    Approval,
+    ApprovalDecision,
+    ApprovalRecorded,
+    ApprovalSource,
     Cancel,
     ErrorCode,
     InputAccepted,
+    RuleAction,
     StepDone,
     StepStatus,
     StopReason,
     ToolResult,
     UserMessage,
+    resolve,
 )
 from codelab_common.protocol.agent_api import tool_timeout_error
+from codelab_common.protocol.approvals import decide
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +92,8 @@ class Submission:
     step: asyncio.Future[StepOutcome] | None = None
     """The step the input started, resolved once its last frame is written (None: no step started)."""
     pending: list[str] = field(default_factory=list)
+    written_seq: int | None = None
+    """When no step started: the seq of the last frame the input itself wrote (an approval's record), if any."""
 
 
 class _StopReason(StrEnum):
@@ -116,7 +126,7 @@ class Turns:
         self._store = store
         self._feeds = feeds
         self._metrics = metrics
-        self._catalog = ToolCatalog(settings.approval_required, settings.model_tools)
+        self._catalog = ToolCatalog(settings.model_tools)
         self._loop = ModelLoop(settings, llm)
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._steps: dict[str, _Step] = {}
@@ -144,11 +154,15 @@ class Turns:
         message, session_id = request.message, request.session_id
         if isinstance(message, Cancel):
             return await self._cancel(session_id, message)
-        waits = isinstance(message, ToolResult)
+        waits = isinstance(message, ToolResult | Approval)
         lease = await self._take(session_id, self._settings.busy_wait_s if waits else 0.0)
         if lease is None:
             stored = await self._store.load(session_id)
-            if isinstance(message, ToolResult) and stored is not None and message.call_id in stored.state.answered:
+            if (
+                isinstance(message, ToolResult | Approval)
+                and stored is not None
+                and (message.call_id in stored.state.answered or _decided(stored.state, message))
+            ):
                 return Submission(InputAccepted(status="duplicate", after_seq=stored.last_seq))
             raise InputRefused(ErrorCode.BUSY, "The agent is still working on this session; wait for its answer.")
         started = False
@@ -156,6 +170,8 @@ class Turns:
             stored = await self._stored(lease)
             if isinstance(message, UserMessage):
                 submission = await self._start_turn(lease, stored, message, request.tools)
+            elif isinstance(message, Approval):
+                submission = await self._take_approval(lease, stored, message, request.approval_source)
             else:
                 submission = await self._take_result(lease, stored, message)
             started = submission.step is not None
@@ -182,7 +198,7 @@ class Turns:
             )
         message_id = message.message_id or new_id("msg")
         writer = EventWriter(self._store, self._feeds, lease, stored.last_seq)
-        state.start_turn(message_id, message.content, tools)
+        state.start_turn(message_id, message.content, tools, message.model)
         state.running = True
         state.turn_start_seq = writer.last_seq + 1
         writer.append(frames.of_model(Ack(message_id=message_id)))
@@ -205,16 +221,113 @@ class Turns:
                 call_id=result.call_id,
                 pending=[c.call_id for c in state.awaiting()],
             )
+        writer = EventWriter(self._store, self._feeds, lease, stored.last_seq)
+        if call.approval == "pending":
+            # The client asked the user itself and ran the call (the IDE does): that was the user's approval.
+            decided = Approval(call_id=call.call_id, decision=ApprovalDecision.APPROVE)
+            writer.append(self._approved(state, call, decided, ApprovalSource.TOOL_RESULT))
         self._result_arrived(state, call, result)
         self._record(call, result.result, result.error)
         state.mark_answered(call.call_id)
-        writer = EventWriter(self._store, self._feeds, lease, stored.last_seq)
-        accepted = InputAccepted(after_seq=stored.last_seq, message_id=state.turn_message_id)
+        return await self._answered(writer, state, stored.last_seq)
+
+    async def _answered(self, writer: EventWriter, state: SessionState, after_seq: int) -> Submission:
+        """A call got its answer: wait for the others, or go on with the turn when none is left."""
+        accepted = InputAccepted(after_seq=after_seq, message_id=state.turn_message_id)
         awaiting = state.awaiting()
         if awaiting:
-            await writer.commit(state, deadline=self._deadline(state), release=True)
-            return Submission(accepted, pending=[c.call_id for c in awaiting])
-        return await self._continue(writer, state, stored.last_seq)
+            last = await writer.commit(state, deadline=self._deadline(state), release=True)
+            return Submission(accepted, pending=[c.call_id for c in awaiting], written_seq=last)
+        return await self._continue(writer, state, after_seq)
+
+    async def _take_approval(
+        self, lease: Lease, stored: StoredSession, approval: Approval, source: ApprovalSource
+    ) -> Submission:
+        """The user's decision on a call: run it (as it is, or edited), or tell the model it was rejected."""
+        state = stored.state
+        if state.running:
+            stored = await self._close_orphaned(lease, stored)
+            state = stored.state
+        if approval.call_id in state.answered or _decided(state, approval):
+            return Submission(InputAccepted(status="duplicate", after_seq=stored.last_seq))
+        call = state.find_awaiting(approval.call_id)
+        if call is None or call.purpose != "model":
+            raise InputRefused(
+                ErrorCode.UNKNOWN_CALL_ID,
+                f"No tool call {approval.call_id} is waiting for a decision in this session.",
+                call_id=approval.call_id,
+                pending=[c.call_id for c in state.awaiting()],
+            )
+        rejecting = approval.decision is ApprovalDecision.REJECT
+        if call.approval != "pending" and not rejecting:
+            raise InputRefused(
+                ErrorCode.INVALID_FORMAT,
+                f"Tool call {call.call_id} needs no approval: it runs as sent; only a rejection applies to it.",
+                call_id=call.call_id,
+            )
+        if approval.decision is ApprovalDecision.EDIT:
+            call.arguments = self._edited_arguments(state, call, approval.arguments or {})
+            call.edited = True
+        if approval.remember is not None:
+            state.remember(approval.remember)
+        writer = EventWriter(self._store, self._feeds, lease, stored.last_seq)
+        writer.append(self._approved(state, call, approval, source))
+        if not rejecting:
+            last = await writer.commit(state, deadline=self._deadline(state), release=True)
+            accepted = InputAccepted(after_seq=stored.last_seq, message_id=state.turn_message_id)
+            return Submission(accepted, pending=[c.call_id for c in state.awaiting()], written_seq=last)
+        call.result = tool_messages.rejected_content(approval.feedback)
+        self._metrics.tool_answered(call.wire_name, ToolOutcome.REJECTED, seconds=time.time() - call.since)
+        state.mark_answered(call.call_id)
+        return await self._answered(writer, state, stored.last_seq)
+
+    def _edited_arguments(self, state: SessionState, call: PendingCall, edited: dict[str, object]) -> dict[str, Any]:
+        """The user's edited arguments, checked against the tool's schema and the policy as the model's are."""
+        spec = resolve(call.name)
+        if spec is None:
+            raise InputRefused(ErrorCode.INVALID_FORMAT, f"tool {call.name} is unknown here", call_id=call.call_id)
+        try:
+            arguments = tool_messages.parse_arguments(spec, orjson.dumps(edited).decode())
+        except tool_messages.InvalidArguments as exc:
+            raise InputRefused(ErrorCode.INVALID_FORMAT, f"edited arguments: {exc}", call_id=call.call_id) from None
+        verdict = decide(spec.name, arguments, self._settings.approval_policy, state.approval_rules)
+        if verdict.action is RuleAction.DENY:
+            rule = verdict.rule.describe() if verdict.rule is not None else "deny"
+            raise InputRefused(
+                ErrorCode.DENIED, f"the approval policy does not allow the edited call ({rule})", call_id=call.call_id
+            )
+        return arguments
+
+    def _approved(self, state: SessionState, call: PendingCall, approval: Approval, source: ApprovalSource) -> Frame:
+        """Apply the decision to the call and give the frame that records it."""
+        if approval.decision is ApprovalDecision.REJECT:
+            call.approval = "rejected"
+        else:
+            call.approval = "approved"
+            call.since = time.time()  # the call's own timeout starts now that it may run
+        self._metrics.approval_decided(call.wire_name, approval.decision.value)
+        log.info(
+            "approval_decided",
+            session_id=state.session_id,
+            call_id=call.call_id,
+            tool=call.wire_name,
+            decision=approval.decision.value,
+            source=source.value,
+            rule=approval.remember.describe() if approval.remember is not None else None,
+        )
+        return frames.of_model(
+            ApprovalRecorded(
+                call_id=call.call_id,
+                tool_name=call.wire_name,
+                decision=approval.decision,
+                arguments=call.arguments,
+                feedback=approval.feedback,
+                rule=approval.remember,
+                source=source,
+                decided_at=time.time(),
+                message_id=state.turn_message_id,
+            )
+        )
 
     async def _continue(self, writer: EventWriter, state: SessionState, after_seq: int) -> Submission:
         """Every pending call has its result: run the next step of the turn."""
@@ -394,22 +507,22 @@ class Turns:
         try:
             stored = await self._stored(lease)
             state, now = stored.state, time.time()
-            timeout_s = self._settings.tool_timeout_s
-            overdue = [call for call in state.awaiting() if call.since + timeout_s <= now]
+            overdue = [call for call in state.awaiting() if call.since + self._timeout_s(call) <= now]
             writer = EventWriter(self._store, self._feeds, lease, stored.last_seq)
-            seconds = f"{timeout_s:g}"
             for call in overdue:
+                seconds = f"{self._timeout_s(call):g}"
+                waited = "no decision" if call.approval == "pending" else "no result"
                 writer.append(
                     frames.error(
                         ErrorCode.TOOL_TIMEOUT,
-                        f"tool {call.wire_name} ({call.call_id}) got no result within {seconds} s; the model was told "
+                        f"tool {call.wire_name} ({call.call_id}) got {waited} within {seconds} s; the model was told "
                         "it timed out",
                         call_id=call.call_id,
                         message_id=state.turn_message_id,
                     )
                 )
                 self._record(call, None, tool_timeout_error(seconds))
-                self._metrics.tool_answered(call.wire_name, ToolOutcome.TIMEOUT, seconds=None, needed_approval=False)
+                self._metrics.tool_answered(call.wire_name, ToolOutcome.TIMEOUT, seconds=None)
             if overdue and not state.awaiting() and not state.running:
                 log.warning("tool_calls_timed_out", session_id=session_id, call_ids=[c.call_id for c in overdue])
                 await self._continue(writer, state, stored.last_seq)
@@ -489,23 +602,26 @@ class Turns:
 
     def _deadline(self, state: SessionState) -> float | None:
         awaiting = state.awaiting()
-        return min(call.since for call in awaiting) + self._settings.tool_timeout_s if awaiting else None
+        return min(call.since + self._timeout_s(call) for call in awaiting) if awaiting else None
+
+    def _timeout_s(self, call: PendingCall) -> float:
+        """How long the call may wait: for the user's decision, or for its result."""
+        if call.approval == "pending":
+            return self._settings.approval_timeout_s
+        return self._settings.tool_timeout_s
 
     def _record(self, call: PendingCall, result: dict[str, object] | str | None, error: str | None) -> None:
         if call.purpose == "context":
             call.result = orjson.dumps({"result": result, "error": error}).decode()
-        else:
-            call.result = tool_messages.result_content(result, error, self._settings.tool_result_max_chars)
+            return
+        call.result = tool_messages.result_content(result, error, self._settings.tool_result_max_chars)
+        if call.edited:
+            call.result = tool_messages.edited_note(call.arguments) + call.result
 
     def _result_arrived(self, state: SessionState, call: PendingCall, result: ToolResult) -> None:
         """Count the call's outcome and round trip, and trace the round trip from the step that sent the call."""
         outcome = ToolOutcome.of(result.error)
-        toolset = self._catalog.select(state.turn_tools)
-        spec = toolset.lookup(call.name)
-        needed_approval = call.purpose == "model" and spec is not None and toolset.requires_approval(spec)
-        self._metrics.tool_answered(
-            call.wire_name, outcome, seconds=time.time() - call.since, needed_approval=needed_approval
-        )
+        self._metrics.tool_answered(call.wire_name, outcome, seconds=time.time() - call.since)
         span = tracing.start_span(
             f"tool {call.wire_name}",
             parent=tracing.context_of(call.traceparent),
@@ -544,6 +660,7 @@ class Turns:
                     arguments=call.arguments,
                     since=call.since,
                     has_result=call.result is not None,
+                    approval=call.approval,
                 )
                 for call in state.pending
             ],
@@ -553,3 +670,30 @@ class Turns:
             created_at=state.created_at,
             updated_at=state.updated_at,
         )
+
+    async def approvals(self, session_id: str) -> ApprovalsView | None:
+        """Every decision taken in the session, oldest first, as its log holds them, and the rules it remembers."""
+        stored = await self._store.load(session_id)
+        if stored is None or stored.last_seq == 0:
+            return None
+        decisions: list[ApprovalRecorded] = []
+        cursor = 0
+        while cursor < stored.last_seq:
+            page = await self._store.events_after(session_id, cursor)
+            if not page:
+                break
+            decisions += [ApprovalRecorded.model_validate_json(text) for _, text in page if _is_decision(text)]
+            cursor = page[-1][0]
+        return ApprovalsView(session_id=session_id, decisions=decisions, rules=stored.state.approval_rules)
+
+
+def _is_decision(text: str) -> bool:
+    return text.startswith('{"type":"approval_recorded"')
+
+
+def _decided(state: SessionState, frame: ToolResult | Approval) -> bool:
+    """An approval sent again (after a reconnect) for a call already decided the same way."""
+    if not isinstance(frame, Approval) or frame.decision is ApprovalDecision.REJECT:
+        return False
+    call = state.find_awaiting(frame.call_id)
+    return call is not None and call.approval == "approved"

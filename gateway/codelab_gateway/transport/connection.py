@@ -26,6 +26,8 @@ from codelab_common import tracing
 from codelab_common.protocol import (
     IDE_TOOLS,
     SESSION_ID_PATTERN,
+    Approval,
+    ApprovalSource,
     ErrorCode,
     ErrorFrame,
     Resume,
@@ -36,7 +38,14 @@ from codelab_common.protocol import (
 from codelab_gateway.core.metrics import GatewayMetrics
 from codelab_gateway.sessions.hub import SessionHub
 from codelab_gateway.transport.capabilities import CapabilityError, tools_from_query
-from codelab_gateway.transport.dialects import Dialect, IdeDialect, StreamDialect, dialect_named, frame_type
+from codelab_gateway.transport.dialects import (
+    Dialect,
+    IdeDialect,
+    StreamDialect,
+    dialect_named,
+    frame_type,
+    ide_rejection,
+)
 from codelab_gateway.transport.inbound import FrameError, parse_frame
 from codelab_gateway.upstream.agent_client import AgentClient, AgentUnavailable, InputRefused
 
@@ -164,6 +173,9 @@ class ClientConnection:
             return
         if isinstance(frame, UserMessage):
             self._start_turn(frame)
+        source = ApprovalSource.APPROVAL
+        if isinstance(self.dialect, IdeDialect) and (rejection := ide_rejection(frame)) is not None:
+            frame, source = rejection, ApprovalSource.IDE_REJECTION
         span = tracing.start_span(
             f"input {frame.type}",
             kind=SpanKind.CLIENT,
@@ -172,12 +184,14 @@ class ClientConnection:
         )
         with tracing.ending(span, current=True):
             try:
-                accepted = await self._agent.submit(self.session_id, frame, self.tools, tracing.trace_headers(span))
+                accepted = await self._agent.submit(
+                    self.session_id, frame, self.tools, tracing.trace_headers(span), approval_source=source
+                )
                 if self._hub.delivered(self.session_id) is None:
                     # Whatever came before this input the client has no need of; on a return it starts here.
                     self._hub.mark_delivered(self.session_id, accepted.after_seq)
             except (InputRefused, AgentUnavailable) as exc:
-                call_id = frame.call_id if isinstance(frame, ToolResult) else None
+                call_id = frame.call_id if isinstance(frame, ToolResult | Approval) else None
                 message_id = getattr(frame, "message_id", None)
                 await self.reject(exc.code, exc.message, call_id=call_id, message_id=message_id)
                 if isinstance(frame, UserMessage):

@@ -6,6 +6,10 @@ byte for byte. `ide` (the CodeLab IDE's `/api/v1/ws/`) shows each received frame
 ACKs or extension frames, and the assistant's deltas are joined into one whole `assistant_message` (is_final true),
 flushed when a tool_call or an error follows or the message ends; the joined message carries the seq of the frame
 that flushed it.
+
+Inbound, the IDE rejects a tool call by answering it with a `tool_result` whose `error` begins
+`Операция отклонена:`; `ide_rejection` turns that into the typed `approval {decision: reject}` every client sends,
+here and only here, so nothing downstream reads an error's wording.
 """
 
 from __future__ import annotations
@@ -13,6 +17,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import orjson
+
+from codelab_common.protocol import Approval, ApprovalDecision, ToolResult
+
+IDE_REJECTION_PREFIX = "Операция отклонена:"
 
 
 def frame_type(text: str) -> str:
@@ -96,3 +104,12 @@ def dialect_named(name: str) -> Dialect:
     if name == StreamDialect.name:
         return StreamDialect()
     raise ValueError(f"unknown dialect {name!r}")
+
+
+def ide_rejection(frame: object) -> Approval | None:
+    """The IDE's rejecting `tool_result` as an `approval` that rejects the call (its text after the prefix is the
+    user's feedback); None for any other frame."""
+    if not isinstance(frame, ToolResult) or not (frame.error or "").startswith(IDE_REJECTION_PREFIX):
+        return None
+    feedback = (frame.error or "")[len(IDE_REJECTION_PREFIX) :].strip()[:4000]
+    return Approval(call_id=frame.call_id, decision=ApprovalDecision.REJECT, feedback=feedback or None)

@@ -12,7 +12,15 @@ import orjson
 from pydantic import ValidationError
 
 from codelab_common.http_errors import describe_validation_errors
-from codelab_common.protocol import INBOUND_FRAME_TYPES, Cancel, Resume, ToolResult, UserMessage, inbound_frame_adapter
+from codelab_common.protocol import (
+    INBOUND_FRAME_TYPES,
+    Approval,
+    Cancel,
+    Resume,
+    ToolResult,
+    UserMessage,
+    inbound_frame_adapter,
+)
 
 IGNORED_FRAME_TYPES: frozenset[str] = frozenset({"switch_agent"})
 """Frames a real client sends that need no action here: the IDE's `switch_agent` (this backend runs one agent)."""
@@ -22,7 +30,7 @@ class FrameError(ValueError):
     """The frame cannot be used; the message tells the client why."""
 
 
-def parse_frame(text: str, max_bytes: int) -> UserMessage | ToolResult | Cancel | Resume | None:
+def parse_frame(text: str, max_bytes: int) -> UserMessage | ToolResult | Approval | Cancel | Resume | None:
     """The frame `text` carries; None for a known frame that needs no action (see IGNORED_FRAME_TYPES)."""
     size = len(text.encode())
     if size > max_bytes:

@@ -14,7 +14,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from codelab_common.auth import INTERNAL_AUTH_HEADER
-from codelab_common.protocol import ErrorCode, InputAccepted, TurnInput, events_path, input_path
+from codelab_common.protocol import ApprovalSource, ErrorCode, InputAccepted, TurnInput, events_path, input_path
 from codelab_common.sse import iter_sse
 from codelab_gateway.core.config import Settings
 
@@ -61,8 +61,15 @@ class AgentClient:
         frame: TurnInput,
         tools: list[str] | None,
         headers: Mapping[str, str] | None = None,
+        *,
+        approval_source: ApprovalSource = ApprovalSource.APPROVAL,
     ) -> InputAccepted:
-        body = {"session_id": session_id, "message": frame.model_dump(exclude_none=True), "tools": tools}
+        body = {
+            "session_id": session_id,
+            "message": frame.model_dump(mode="json", exclude_none=True),
+            "tools": tools,
+            "approval_source": approval_source,
+        }
         sent = {**self._post_headers, **headers} if headers else self._post_headers
         try:
             async with self._http.post(

@@ -37,9 +37,18 @@ def add_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
         for model in models:
             schema = model.model_json_schema(ref_template=REF_TEMPLATE)
             for name, definition in {**schema.pop("$defs", {}), model.__name__: schema}.items():
-                if schemas.setdefault(name, definition) != definition:
+                if _same(schemas.setdefault(name, definition)) != _same(definition):
                     raise ValueError(f"two different schemas named {name!r} in the OpenAPI document of {app.title}")
         app.openapi_schema = document
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _same(schema: Any) -> Any:
+    """A schema as compared: FastAPI leaves out `"default": null` in the schemas of response models."""
+    if isinstance(schema, dict):
+        return {key: _same(value) for key, value in schema.items() if not (key == "default" and value is None)}
+    if isinstance(schema, list):
+        return [_same(value) for value in schema]
+    return schema

@@ -4,23 +4,25 @@ every frame type and error code the code has."""
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from codelab_common.protocol import (
+    INBOUND_FRAME_TYPES,
     TOOLS,
     AgentRequest,
     ErrorCode,
     InputAccepted,
+    OutboundFrame,
     StepDone,
     inbound_frame_adapter,
     outbound_frame_adapter,
 )
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "protocol.md"
-INBOUND = {"user_message", "tool_result", "cancel", "resume"}
-OUTBOUND = {"ack", "assistant_message", "tool_call", "error"}
+INBOUND = set(INBOUND_FRAME_TYPES)
+OUTBOUND = {model.model_fields["type"].default for model in get_args(get_args(OutboundFrame)[0])}
 
 
 def _json_examples() -> list[dict[str, Any]]:

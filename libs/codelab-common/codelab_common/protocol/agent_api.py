@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from codelab_common.protocol.frames import SESSION_ID_PATTERN, TurnInput
+from codelab_common.protocol.frames import SESSION_ID_PATTERN, ApprovalSource, TurnInput
 
 MESSAGE_EVENT = "message"
 DONE_EVENT = "done"
@@ -49,6 +49,8 @@ class AgentRequest(BaseModel):
     session_id: str = Field(pattern=SESSION_ID_PATTERN)
     message: TurnInput
     tools: list[str] | None = None
+    approval_source: ApprovalSource = ApprovalSource.APPROVAL
+    """Where an `approval` came from: the gateway sets `ide_rejection` for the IDE's rejecting `tool_result`."""
 
     @model_validator(mode="before")
     @classmethod

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+from codelab_common.protocol.approvals import ApprovalRule
+
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
 
@@ -23,7 +25,9 @@ class ErrorCode(StrEnum):
     TOOL_TIMEOUT = "TOOL_TIMEOUT"
     LLM_ERROR = "LLM_ERROR"
     STEP_LIMIT = "STEP_LIMIT"
+    REPEATED_CALL = "REPEATED_CALL"
     BUSY = "BUSY"
+    DENIED = "DENIED"
     UNAUTHORIZED = "UNAUTHORIZED"
     INTERNAL = "INTERNAL"
 
@@ -44,6 +48,8 @@ class UserMessage(_InboundFrame):
     content: str = Field(min_length=1, max_length=200_000)
     role: Literal["user"] = "user"
     message_id: str | None = Field(default=None, max_length=128)
+    model: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")
+    """The model for this turn (a name from llm-proxy's model list); the deployment's default when absent."""
 
 
 class ToolResult(_InboundFrame):
@@ -61,6 +67,33 @@ class Cancel(_InboundFrame):
     message_id: str | None = Field(default=None, max_length=128)
 
 
+class ApprovalDecision(StrEnum):
+    APPROVE = "approve"
+    EDIT = "edit"
+    REJECT = "reject"
+
+
+class Approval(_InboundFrame):
+    """The user's answer to a `tool_call` with `requires_approval: true`: run it as it is (`approve`), run it with
+    `arguments` instead (`edit`), or do not run it (`reject`; `feedback` tells the model what the user wants
+    instead). `remember` adds a rule to the session's policy (usually `allow` for calls like this one)."""
+
+    type: Literal["approval"] = "approval"
+    call_id: str = Field(min_length=1, max_length=128)
+    decision: ApprovalDecision
+    arguments: dict[str, Any] | None = None
+    feedback: str | None = Field(default=None, max_length=4000)
+    remember: ApprovalRule | None = None
+
+    @model_validator(mode="after")
+    def _arguments_only_to_edit(self) -> Approval:
+        if self.decision is ApprovalDecision.EDIT and self.arguments is None:
+            raise ValueError("an edit needs the edited 'arguments'")
+        if self.decision is not ApprovalDecision.EDIT and self.arguments is not None:
+            raise ValueError("'arguments' go only with decision 'edit'")
+        return self
+
+
 class Resume(_InboundFrame):
     """Send again every frame of the session after `last_seq`, then the live stream (the gateway answers it)."""
 
@@ -68,11 +101,11 @@ class Resume(_InboundFrame):
     last_seq: int = Field(ge=0)
 
 
-TurnInput = Annotated[UserMessage | ToolResult | Cancel, Field(discriminator="type")]
+TurnInput = Annotated[UserMessage | ToolResult | Approval | Cancel, Field(discriminator="type")]
 """What a client sends that agent-runtime acts on."""
-InboundFrame = Annotated[UserMessage | ToolResult | Cancel | Resume, Field(discriminator="type")]
-INBOUND_FRAME_TYPES: tuple[str, ...] = ("user_message", "tool_result", "cancel", "resume")
-inbound_frame_adapter: TypeAdapter[UserMessage | ToolResult | Cancel | Resume] = TypeAdapter(InboundFrame)
+InboundFrame = Annotated[UserMessage | ToolResult | Approval | Cancel | Resume, Field(discriminator="type")]
+INBOUND_FRAME_TYPES: tuple[str, ...] = ("user_message", "tool_result", "approval", "cancel", "resume")
+inbound_frame_adapter: TypeAdapter[UserMessage | ToolResult | Approval | Cancel | Resume] = TypeAdapter(InboundFrame)
 
 
 class StopReason(StrEnum):
@@ -122,6 +155,32 @@ class ToolCall(_OutboundFrame):
     """Always true, as the seed sends it: a tool call is never continued by a later frame."""
 
 
+class ApprovalSource(StrEnum):
+    APPROVAL = "approval"
+    """An `approval` frame."""
+    TOOL_RESULT = "tool_result"
+    """A client answered the call with its result without an `approval` first (it asked the user itself)."""
+    IDE_REJECTION = "ide_rejection"
+    """The IDE's `tool_result` whose error begins `Операция отклонена:`, translated by the gateway."""
+
+
+class ApprovalRecorded(_OutboundFrame):
+    """The user's decision on a call, as stored in the session's log. After `approve` or `edit` the client runs the
+    call with `arguments` (the edited ones after an edit) and sends its `tool_result`; after `reject` nothing runs
+    and the model is told, with `feedback`. `rule` is the rule the decision added to the session's policy."""
+
+    type: Literal["approval_recorded"] = "approval_recorded"
+    call_id: str
+    tool_name: str
+    decision: ApprovalDecision
+    arguments: dict[str, Any]
+    feedback: str | None = None
+    rule: ApprovalRule | None = None
+    source: ApprovalSource = ApprovalSource.APPROVAL
+    decided_at: float
+    message_id: str | None = None
+
+
 class ErrorFrame(_OutboundFrame):
     type: Literal["error"] = "error"
     code: ErrorCode
@@ -135,5 +194,9 @@ class ErrorFrame(_OutboundFrame):
         return cls(code=code, content=text, error=text, **extra)
 
 
-OutboundFrame = Annotated[Ack | AssistantMessage | ToolCall | ErrorFrame, Field(discriminator="type")]
-outbound_frame_adapter: TypeAdapter[Ack | AssistantMessage | ToolCall | ErrorFrame] = TypeAdapter(OutboundFrame)
+OutboundFrame = Annotated[
+    Ack | AssistantMessage | ToolCall | ApprovalRecorded | ErrorFrame, Field(discriminator="type")
+]
+outbound_frame_adapter: TypeAdapter[Ack | AssistantMessage | ToolCall | ApprovalRecorded | ErrorFrame] = TypeAdapter(
+    OutboundFrame
+)

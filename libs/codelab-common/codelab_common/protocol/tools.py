@@ -15,7 +15,6 @@ class ToolSpec:
     name: str
     description: str
     parameters: dict[str, Any]
-    requires_approval: bool = False
     wire_name: str = ""
 
     @property
@@ -55,7 +54,6 @@ TOOLS: tuple[ToolSpec, ...] = (
             content={"type": "string", "description": "The whole new content of the file"},
             create_dirs={"type": "boolean", "description": "Create missing parent folders"},
         ),
-        requires_approval=True,
     ),
     ToolSpec(
         "edit_file",
@@ -66,7 +64,6 @@ TOOLS: tuple[ToolSpec, ...] = (
             old_text={"type": "string", "description": "The lines to replace, copied exactly from the file"},
             new_text={"type": "string", "description": "The text to put in their place"},
         ),
-        requires_approval=True,
     ),
     ToolSpec(
         "list_files",
@@ -102,7 +99,6 @@ TOOLS: tuple[ToolSpec, ...] = (
         "apply_patch",
         "Apply a unified diff to the project's files.",
         _object(["patch"], patch={"type": "string", "description": "A unified diff, paths relative to the root"}),
-        requires_approval=True,
     ),
     ToolSpec(
         "run_command",
@@ -112,7 +108,6 @@ TOOLS: tuple[ToolSpec, ...] = (
             command={"type": "string"},
             timeout={"type": "integer", "description": "Seconds before the command is stopped"},
         ),
-        requires_approval=True,
     ),
     ToolSpec(
         "prompt_user",
