@@ -516,6 +516,38 @@ async def test_an_answer_that_announces_a_call_instead_of_making_it_is_sent_back
     assert done.text == "I created settings.json." and len(upstream.requests) == 3, "a report after work stands"
 
 
+async def test_an_answer_sent_back_that_comes_back_word_for_word_is_shown_once(
+    agent_runtime: RunningAgentRuntime,
+) -> None:
+    upstream = agent_runtime.upstream
+    said = "I ran the tests and corrected the call to run_command to run pytest again."
+    upstream.reply_text(said, chunk_size=4)
+    upstream.reply_text(said, chunk_size=4)
+    upstream.reply_text("not asked for")
+
+    step = await agent_runtime.send("s-echo", user("run the tests"))
+
+    assert step.text.strip() == said, "the repeat is not shown a second time"
+    assert len(upstream.requests) == 2, "no third call: the model has nothing else to say"
+    session = await agent_runtime.wait_until_idle("s-echo")
+    assert [m["role"] for m in session["messages"][-2:]] == ["user", "assistant"]
+    assert session["messages"][-1]["content"] == said
+    upstream.replies.clear()
+
+
+async def test_a_reply_that_starts_like_the_one_sent_back_and_goes_on_is_shown_whole(
+    agent_runtime: RunningAgentRuntime,
+) -> None:
+    upstream = agent_runtime.upstream
+    said = "I ran the tests and corrected the call to run_command."
+    upstream.reply_text(said, chunk_size=4)
+    upstream.reply_text(said[:20] + " nothing: I cannot run commands here.", chunk_size=4)
+
+    step = await agent_runtime.send("s-echo-2", user("run the tests"))
+
+    assert step.text == said + "\n\n" + said[:20] + " nothing: I cannot run commands here."
+
+
 async def test_a_plain_answer_that_names_no_step_is_not_sent_back(agent_runtime: RunningAgentRuntime) -> None:
     agent_runtime.upstream.reply_text("Let me explain: main.py prints the sum of two numbers.")
 

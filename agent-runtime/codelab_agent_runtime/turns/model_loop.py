@@ -17,7 +17,8 @@ Guards that keep a small model's turn going instead of ending it:
 - an answer that writes a tool call or result as text (no tool ran) is cut where the record starts, never shown
   from there on, and sent back to the model once with what was wrong;
 - an answer that reports work that was not done (`answer_checks`) is sent back with what is missing
-  (`MAX_RETRIES` times a turn).
+  (`MAX_RETRIES` times a turn);
+- an answer sent back that comes back word for word is not shown again: the turn ends with it (`_Echo`).
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ class ModelLoop:
         """Call the model until it asks the client for tools or answers; yields frames, a `StepEnd` last."""
         message_id = state.turn_message_id or new_id("msg")
         records = _record_finder(toolset.names)
+        sent_back: str | None = None
+        """The answer just sent back to the model, while the next reply may repeat it."""
         while True:
             if state.step_count >= self._settings.max_steps:
                 async for event in self._stop_at_step_limit(state, message_id):
@@ -120,6 +123,8 @@ class ModelLoop:
             answer_only = state.repeats >= MAX_REPEATS or state.step_count >= self._settings.max_steps
             reply = ModelReply()
             shown = _VisibleText(records)
+            echo = _Echo(sent_back)
+            sent_back = None
             started = time.perf_counter()
             messages = build_messages(system_prompt(toolset.names), state.messages, self._settings.context_max_chars)
             try:
@@ -135,10 +140,10 @@ class ModelLoop:
                     if isinstance(item, ModelReply):
                         reply = item
                         continue
-                    visible = shown.take(item)
+                    visible = echo.take(shown.take(item))
                     if visible:
                         yield frames.delta(message_id, visible)
-                rest = shown.rest()
+                rest = echo.take(shown.rest())
                 if rest:
                     yield frames.delta(message_id, rest)
             except LLMError as exc:
@@ -162,6 +167,14 @@ class ModelLoop:
                 record_at=shown.record_at,
                 seconds=round(time.perf_counter() - started, 3),
             )
+            if not drafts and echo.repeated:
+                # The model said again what it was told is not enough: the user has seen it; the turn ends there.
+                if state.messages and state.messages[-1]["role"] == "user":
+                    state.messages.pop()  # the note that sent it back: the history keeps what the user saw
+                log.info("answer_repeated", session_id=state.session_id, step=state.step_count)
+                yield frames.final(message_id)
+                yield StepEnd(StepStatus.COMPLETED)
+                return
             if not drafts:
                 if shown.record_at is not None and state.corrections < MAX_CORRECTIONS:
                     state.corrections += 1
@@ -170,6 +183,7 @@ class ModelLoop:
                         yield frames.delta(message_id, PARAGRAPH)
                     correction = _correction(reply.content[shown.record_at :], toolset)
                     state.messages.append({"role": "user", "content": correction})
+                    sent_back = shown.text
                     log.info("tool_record_in_answer", session_id=state.session_id, step=state.step_count)
                     continue
                 unfinished = None
@@ -181,6 +195,7 @@ class ModelLoop:
                         state.messages.append({"role": "assistant", "content": shown.text})
                         yield frames.delta(message_id, PARAGRAPH)
                     state.messages.append({"role": "user", "content": unfinished})
+                    sent_back = shown.text
                     log.info("answer_sent_back", session_id=state.session_id, step=state.step_count)
                     continue
                 answer = shown.text
@@ -307,6 +322,31 @@ class ModelLoop:
                 call.approval = "pending"
             calls.append(call)
         return calls
+
+
+class _Echo:
+    """Holds a reply's text back while it repeats, from its start, the answer sent back just before; releases it all
+    once it says something else. `repeated` at the end: it said nothing else."""
+
+    __slots__ = ("_held", "_previous")
+
+    def __init__(self, previous: str | None) -> None:
+        self._previous = previous.strip() if previous and previous.strip() else None
+        self._held = ""
+
+    def take(self, text: str) -> str:
+        if self._previous is None or not text:
+            return text
+        held = self._held + text
+        if self._previous.startswith(held.lstrip()):
+            self._held = held
+            return ""
+        self._previous, self._held = None, ""
+        return held
+
+    @property
+    def repeated(self) -> bool:
+        return self._previous is not None and bool(self._held.strip())
 
 
 class _VisibleText:
