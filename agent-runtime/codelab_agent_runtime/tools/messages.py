@@ -24,13 +24,20 @@ def result_content(result: dict[str, Any] | str | None, error: str | None, limit
 
 
 def rejected_content(feedback: str | None) -> str:
-    """The tool message for a call the user rejected."""
-    body: dict[str, Any] = {"error": "the user rejected this call; it did not run", "rejected_by_user": True}
+    """The tool message for a call the user rejected: the user's own words first, as the instruction to follow."""
     if feedback:
-        body["user_feedback"] = feedback
-        body["note"] = "Do not repeat the call. Do what the user's feedback asks instead."
+        body: dict[str, Any] = {
+            "error": f"The user did not allow this call, so it did not run. The user says: {feedback}",
+            "rejected_by_user": True,
+            "user_feedback": feedback,
+            "note": "Do what the user says. Do not make this call again.",
+        }
     else:
-        body["note"] = "Do not repeat the call; continue without it or ask the user what they want."
+        body = {
+            "error": "The user did not allow this call, so it did not run.",
+            "rejected_by_user": True,
+            "note": "Do not make this call again; continue without it or ask the user what they want.",
+        }
     return _dumps(body)
 
 
