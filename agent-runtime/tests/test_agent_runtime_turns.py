@@ -149,7 +149,9 @@ async def test_tool_error_and_user_rejection_are_told_to_the_model(agent_runtime
     tool_messages = {m["tool_call_id"]: m["content"] for m in upstream.requests[1]["messages"] if m["role"] == "tool"}
     rejection = orjson.loads(tool_messages[write["call_id"]])
     assert rejection["rejected_by_user"] is True and rejection["user_feedback"] == "use b.txt"
-    assert rejection["error"].endswith("The user says: use b.txt") and "Do not make this call again" in rejection["note"]
+    assert (
+        rejection["error"].endswith("The user says: use b.txt") and "Do not make this call again" in rejection["note"]
+    )
     assert orjson.loads(tool_messages[read["call_id"]]) == {"error": "Ошибка выполнения [file_not_found]: gone.py"}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from codelab_common.protocol import ToolCall
+from codelab_common.protocol import PlanUpdate, ToolCall
 
 
 class SessionListener:
@@ -28,6 +28,9 @@ class SessionListener:
         """What goes back to the model for `call`."""
 
     def on_error(self, frame: dict[str, Any]) -> None: ...
+
+    def on_plan(self, plan: PlanUpdate, frame: dict[str, Any]) -> None:
+        """The agent's plan as it stands after `frame` (a `plan_update`, or a `plan_progress` applied to it)."""
 
     def on_unknown(self, frame: dict[str, Any]) -> None:
         """A frame type this client does not know (a newer gateway's extension)."""

@@ -8,14 +8,14 @@ from collections.abc import Callable
 from typing import IO, Any
 
 import orjson
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.markup import escape
 from rich.spinner import Spinner
 from rich.text import Text
 
 from codelab_client.events import SessionListener
-from codelab_common.protocol import ToolCall
+from codelab_common.protocol import PlanStatus, PlanStep, PlanUpdate, ToolCall
 from codelab_common.protocol.tools import resolve
 
 ARG_PREVIEW_CHARS = 60
@@ -49,6 +49,30 @@ def activity_label(call: ToolCall) -> str:
     return f"running {call.tool_name}"
 
 
+PLAN_MARKS = {
+    PlanStatus.PENDING: ("○", "dim"),
+    PlanStatus.RUNNING: ("◐", "cyan"),
+    PlanStatus.DONE: ("✓", "green"),
+    PlanStatus.ERROR: ("✗", "red"),
+    PlanStatus.BLOCKED: ("■", "yellow"),
+}
+
+
+def plan_step_line(step: PlanStep, *, current: bool = False) -> Text:
+    mark, style = PLAN_MARKS[step.status]
+    line = Text.assemble((f"  {mark} ", style), (step.text, "bold" if current else ""))
+    if step.result:
+        line.append(f" — {step.result}", style="dim")
+    return line
+
+
+def plan_checklist(plan: PlanUpdate) -> Text:
+    """The plan as a checklist: one line per step, its status as a mark, the step being worked on in bold."""
+    lines = [Text("plan", style="bold magenta")]
+    lines += [plan_step_line(step, current=step.id == plan.current_step) for step in plan.steps]
+    return Text("\n").join(lines)
+
+
 def is_tty(console: Console) -> bool:
     """Whether `console` is an interactive terminal that can redraw a line: a real TTY, not FORCE_COLOR into a pipe."""
     isatty = getattr(console.file, "isatty", None)
@@ -72,6 +96,8 @@ class ActivityLine:
         self._spinner = Spinner("dots")
         self._state = ("", 0.0)
         self._live: Live | None = None
+        self.plan: Text | None = None
+        """Shown above the spinner, redrawn in place as it changes."""
 
     @property
     def label(self) -> str | None:
@@ -94,7 +120,15 @@ class ActivityLine:
         if live is not None:
             live.stop()
 
-    def __rich__(self) -> Text:
+    def refresh(self) -> None:
+        if self._live is not None:
+            self._live.refresh()
+
+    def __rich__(self) -> RenderableType:
+        line = self._line()
+        return line if self.plan is None else Group(self.plan, line)
+
+    def _line(self) -> Text:
         label, since = self._state
         elapsed = max(0.0, self._clock() - since)
         frames = self._spinner.frames
@@ -167,6 +201,9 @@ class ConsoleRenderer(SessionListener):
     def on_final(self, frame: dict[str, Any]) -> None:
         self.idle()
         self._break_line()
+        if self.activity is not None and self.activity.plan is not None:
+            self.info.print(self.activity.plan)  # where the plan ended, kept above the next prompt
+            self.activity.plan = None
         if frame.get("stop_reason") == "cancelled":
             self.info.print("[yellow]the turn was cancelled[/]")
 
@@ -200,6 +237,21 @@ class ConsoleRenderer(SessionListener):
             self.thinking()  # after TOOL_TIMEOUT the call is stopped here and the model goes on
         text = frame.get("content") or frame.get("error") or ""
         self.info.print(f"[bold red]error {escape(str(frame.get('code', '')))}:[/] {escape(str(text))}")
+
+    def on_plan(self, plan: PlanUpdate, frame: dict[str, Any]) -> None:
+        """On a terminal the plan is redrawn in place above the activity line; elsewhere the whole plan is printed
+        when it is made or changed, and one line per step that changes status."""
+        if self.activity is not None:
+            self.activity.plan = plan_checklist(plan)
+            self.activity.refresh()
+            return
+        self._break_line()
+        if frame.get("type") == "plan_update":
+            self.info.print(plan_checklist(plan))
+            return
+        step = next((step for step in plan.steps if step.id == frame.get("step_id")), None)
+        if step is not None:
+            self.info.print(plan_step_line(step))
 
     def on_unknown(self, frame: dict[str, Any]) -> None:
         self.info.print(f"[dim]ignored frame: {escape(orjson.dumps(frame).decode()[:200])}[/]")

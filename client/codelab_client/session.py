@@ -44,7 +44,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from codelab_client.approvals import Approver, Decision
 from codelab_client.events import SessionListener
 from codelab_client.tools import ToolExecutor
-from codelab_common.protocol import SESSION_ID_PATTERN, ErrorCode, StopReason, ToolCall
+from codelab_common.protocol import SESSION_ID_PATTERN, ErrorCode, PlanProgress, PlanUpdate, StopReason, ToolCall
 
 FINAL_CLOSE_CODES = frozenset({1008, 4000, 4401})
 """Closes after which reconnecting is pointless: refused session or tools, replaced by another client, auth."""
@@ -188,6 +188,8 @@ class AgentSession:
         self.listener = listener or SessionListener()
         self.model = model
         """The model the next turns ask for (None: the deployment's default)."""
+        self.plan: PlanUpdate | None = None
+        """The agent's plan, as the plan frames received so far make it."""
         self.last_seq: int | None = None
         """The highest seq received; a reconnect resumes after it."""
         self.duplicates = 0
@@ -369,6 +371,8 @@ class AgentSession:
         elif kind == "ack":
             turn.acked = True
             self.listener.on_ack(frame)
+        elif kind in ("plan_update", "plan_progress"):
+            self._take_plan(frame)
         elif kind == "approval_recorded":
             call_id = frame.get("call_id")
             if isinstance(call_id, str):
@@ -377,6 +381,22 @@ class AgentSession:
         else:
             self.listener.on_unknown(frame)
         return None
+
+    def _take_plan(self, frame: dict[str, Any]) -> None:
+        try:
+            if frame["type"] == "plan_update":
+                self.plan = PlanUpdate.model_validate(frame)
+            else:
+                progress = PlanProgress.model_validate(frame)
+                if self.plan is None or progress.plan_id != self.plan.plan_id:
+                    return  # progress of a plan this client never saw whole (it resumed after its plan_update)
+                for step in self.plan.steps:
+                    if step.id == progress.step_id:
+                        step.status, step.result = progress.status, progress.result
+        except ValidationError:
+            self.listener.on_unknown(frame)
+            return
+        self.listener.on_plan(self.plan, frame)
 
     def _gateway_answer(self, turn: _Turn, frame: dict[str, Any]) -> None:
         """An error without seq: the gateway's answer to a frame this client sent (or a notice of its own)."""

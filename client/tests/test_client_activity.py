@@ -249,3 +249,29 @@ def test_a_renderer_without_a_tty_never_starts_the_line() -> None:
     assert ConsoleRenderer(Console(file=io.StringIO(), force_terminal=True), activity=True).activity is None
     assert ConsoleRenderer(Console(file=TtyBuffer(), force_terminal=True, force_interactive=True)).activity is None
     assert ConsoleRenderer(tty_console()[0], activity=True).activity is not None
+
+
+async def test_on_a_tty_the_plan_is_redrawn_in_place_and_kept_at_the_end() -> None:
+    from codelab_common.protocol import PlanStatus, PlanUpdate
+
+    console, out = tty_console()
+    renderer = ConsoleRenderer(console, activity=True)
+    console.print("you> fix it")
+    renderer.thinking()
+    steps = [
+        {"id": "1", "text": "Read calc.py", "status": "running"},
+        {"id": "2", "text": "Fix add", "status": "pending"},
+    ]
+    plan = PlanUpdate.model_validate({"plan_id": "p", "steps": steps, "current_step": "1"})
+    renderer.on_plan(plan, {"type": "plan_update"})
+    await asyncio.sleep(0.15)
+    assert screen(out.getvalue())[1:4] == ["plan", "  ◐ Read calc.py", "  ○ Fix add"]
+    plan.steps[0].status, plan.steps[1].status = PlanStatus.DONE, PlanStatus.RUNNING
+    renderer.on_plan(plan, {"type": "plan_progress", "step_id": "1"})
+    await asyncio.sleep(0.15)
+    shown = screen(out.getvalue())
+    assert shown[1:4] == ["plan", "  ✓ Read calc.py", "  ◐ Fix add"], "redrawn where it was"
+    assert shown.count("plan") == 1
+    renderer.on_delta("Fixed.\n")
+    renderer.on_final({})
+    assert screen(out.getvalue()) == ["you> fix it", "Fixed.", "plan", "  ✓ Read calc.py", "  ◐ Fix add"]

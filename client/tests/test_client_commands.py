@@ -115,3 +115,25 @@ async def test_chat_answers_prompt_user_from_the_keyboard(gateway: Any, workspac
     assert await chat.chat(workspace, gateway.ws_url, None, console=console) == 0
     assert "agent asks: Which colour?" in out.getvalue()
     assert '"answer":"blue"' in tool_messages(gateway.upstream.requests[1])[0].replace(" ", "")
+
+
+async def test_run_shows_the_plan_and_each_step_as_it_changes(gateway: Any, workspace: Path) -> None:
+    (workspace / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    planned = [
+        {"id": "1", "text": "Read calc.py", "status": "running"},
+        {"id": "2", "text": "Fix add", "status": "pending"},
+    ]
+    progressed = [{**planned[0], "status": "done", "result": "add subtracts"}, {**planned[1], "status": "running"}]
+    gateway.upstream.reply_tool_calls(("update_plan", {"steps": planned}), ("read_file", {"path": "calc.py"}))
+    gateway.upstream.reply_tool_calls(("update_plan", {"steps": progressed}))
+    gateway.upstream.reply_text("add subtracts; it should add.")
+    out_console, out, err_console, err = consoles()
+
+    code = await run_once(RunOptions("fix add", workspace, gateway.ws_url), out=out_console, err=err_console)
+
+    assert code is ExitCode.OK
+    shown = err.getvalue()
+    assert "plan\n  ○ Read calc.py" not in shown and "plan\n  ◐ Read calc.py\n  ○ Fix add" in shown
+    assert "  ✓ Read calc.py — add subtracts\n  ◐ Fix add" in shown
+    assert shown.index("◐ Read calc.py") < shown.index("⚙ read_file") < shown.index("✓ Read calc.py")
+    assert out.getvalue().strip() == "add subtracts; it should add."

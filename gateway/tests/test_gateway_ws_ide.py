@@ -53,7 +53,7 @@ async def test_text_before_a_tool_call_arrives_whole_before_it(gateway: RunningG
         await client.silent(0.3)
     assert (answer["content"], answer["is_final"]) == ("It prints hi.", True)
     offered = sorted(tool["function"]["name"] for tool in gateway.upstream.requests[-1]["tools"])
-    assert offered == sorted(IDE_TOOLS)
+    assert offered == sorted([*IDE_TOOLS, "update_plan"]), "the IDE's tools, and the plan agent-runtime keeps"
 
 
 async def test_the_ides_real_tool_results_all_reach_the_model(gateway: RunningGateway) -> None:
@@ -118,6 +118,28 @@ async def test_the_ides_rejection_wording_means_nothing_on_the_stream_path(gatew
         await client.turn()
     [told] = [m["content"] for m in gateway.upstream.requests[-1]["messages"] if m["role"] == "tool"]
     assert orjson.loads(told) == {"error": "Операция отклонена: read_file"}
+
+
+async def test_a_plan_reaches_the_ide_as_one_checklist_message_and_progress_stays_out(
+    gateway: RunningGateway,
+) -> None:
+    steps = [
+        {"id": "1", "text": "Read main.dart", "status": "running"},
+        {"id": "2", "text": "Fix the bug", "status": "pending"},
+    ]
+    done = [{**steps[0], "status": "done", "result": "found it"}, {**steps[1], "status": "running"}]
+    gateway.upstream.reply_tool_calls(("update_plan", {"steps": steps}), ("read_file", {"path": "lib/main.dart"}))
+    gateway.upstream.reply_tool_calls(("update_plan", {"steps": done}))
+    gateway.upstream.reply_text("Fixed.")
+    async with gateway.connect("ide-plan", ide=True) as client:
+        await client.send(IDE_FRAMES["user_message"])
+        plan, call = await client.recv(), await client.recv()
+        await client.send(_ide_frame("tool_result_ok_read_file", call_id=call["call_id"]))
+        answer = await client.recv()
+        await client.silent(0.3)
+    assert plan["type"] == "assistant_message" and plan["is_final"] is True
+    assert plan["content"] == "Plan:\n[~] Read main.dart\n[ ] Fix the bug"
+    assert call["type"] == "tool_call" and (answer["type"], answer["content"]) == ("assistant_message", "Fixed.")
 
 
 async def test_ide_path_sends_only_frame_types_the_ide_knows_on_errors(gateway: RunningGateway) -> None:

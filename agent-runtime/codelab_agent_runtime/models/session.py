@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from codelab_common.protocol import ApprovalRule
+from codelab_common.protocol import ApprovalRule, PlanStep
 
 
 class SessionStatus(StrEnum):
@@ -49,6 +49,16 @@ class PendingCall(BaseModel):
     trip under it (None when that step was not traced)."""
 
 
+class Plan(BaseModel):
+    """The plan the model keeps with `update_plan` (see `turns/plans.py`)."""
+
+    plan_id: str
+    steps: list[PlanStep]
+    current_step: str | None = None
+    message_id: str = ""
+    """The turn that last sent it whole: a later turn sends it whole again before any progress."""
+
+
 class SessionState(BaseModel):
     session_id: str
     messages: list[dict[str, Any]] = Field(default_factory=list)
@@ -74,6 +84,7 @@ class SessionState(BaseModel):
     """A step of the turn runs (the instance holding the session's lease drives it)."""
     turn_start_seq: int = 0
     """The seq of the turn's first frame, so a client that connects mid-turn can be shown the turn from there."""
+    plan: Plan | None = None
     approval_rules: list[ApprovalRule] = Field(default_factory=list)
     """Rules the user asked to remember in this session, added to the deployment's policy."""
     answered: list[str] = Field(default_factory=list)

@@ -1,5 +1,5 @@
-"""The tools offered to the model in a turn: the shared catalog filtered by what the client executes and by what
-the deployment lets the model see (`model_tools`)."""
+"""The tools offered to the model in a turn: the shared catalog filtered by what the client executes (tools that run
+on the agent, such as `update_plan`, need no client) and by what the deployment lets the model see (`model_tools`)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ class ToolCatalog:
         specs = tuple(
             spec
             for spec in TOOLS
-            if (wanted is None or spec.name in wanted) and (allowed is None or spec.name in allowed)
+            if (wanted is None or spec.name in wanted or spec.runs_on == "agent")
+            and (allowed is None or spec.name in allowed)
         )
         return Toolset(specs)
 

@@ -38,7 +38,7 @@ from codelab_agent_runtime.models.session import PendingCall, SessionState
 from codelab_agent_runtime.tools import messages as tool_messages
 from codelab_agent_runtime.tools.catalog import Toolset
 from codelab_agent_runtime.tools.records import RecordFinder, call_written_as_text
-from codelab_agent_runtime.turns import answer_checks, frames, workspace_context
+from codelab_agent_runtime.turns import answer_checks, frames, plans, workspace_context
 from codelab_agent_runtime.turns.context_window import build_messages
 from codelab_agent_runtime.turns.frames import Frame, StepEnd
 from codelab_agent_runtime.turns.prompt import system_prompt
@@ -207,7 +207,10 @@ class ModelLoop:
                 yield StepEnd(StepStatus.COMPLETED)
                 return
             taken = {m["tool_call_id"] for m in state.messages if m.get("role") == "tool"}
-            calls = self._triage(drafts, toolset, taken, state)
+            carried_out: list[Frame] = []
+            calls = self._triage(drafts, toolset, taken, state, carried_out)
+            for frame in carried_out:
+                yield frame
             repeated = _answer_repeats(calls, state.turn_messages())
             state.repeats += len(repeated)
             state.failed_repeats += sum(1 for call in repeated if _is_error(call.result))
@@ -295,9 +298,15 @@ class ModelLoop:
         yield StepEnd(StepStatus.FAILED, error_code=ErrorCode.REPEATED_CALL)
 
     def _triage(
-        self, drafts: list[ToolCallDraft], toolset: Toolset, taken: set[str], state: SessionState
+        self,
+        drafts: list[ToolCallDraft],
+        toolset: Toolset,
+        taken: set[str],
+        state: SessionState,
+        carried_out: list[Frame],
     ) -> list[PendingCall]:
-        """Every call of the reply as a PendingCall; those the client must not run carry their error already."""
+        """Every call of the reply as a PendingCall; those the client must not run carry their result already (an
+        error, or the outcome of a tool carried out here, whose frames go to `carried_out`)."""
         calls = []
         for draft in drafts:
             call_id = draft.id if draft.id and draft.id not in taken else new_id("call")
@@ -311,6 +320,13 @@ class ModelLoop:
                 arguments = tool_messages.parse_arguments(spec, raw)
             except tool_messages.InvalidArguments as exc:
                 calls.append(_rejected(call_id, spec.name, str(exc)))
+                continue
+            if spec.runs_on == "agent":
+                written, result = plans.apply(state, arguments, state.turn_message_id or "")
+                carried_out += written
+                done = PendingCall(call_id=call_id, name=spec.name, wire_name=spec.wire, arguments=arguments)
+                done.forwarded, done.result = False, result
+                calls.append(done)
                 continue
             verdict = decide(spec.name, arguments, self._settings.approval_policy, state.approval_rules)
             if verdict.action is RuleAction.DENY:

@@ -22,6 +22,7 @@ _TOOL_USES = (
     ("write_file", "To create a file, call write_file."),
     ("edit_file", "To change a file, call edit_file with old_text copied exactly from the file."),
     ("run_command", "To run tests or programs, call run_command."),
+    ("update_plan", "For a task of several steps, first call update_plan with the steps, then again as each is done."),
 )
 _RULES = (
     "If a tool returns an error, correct the call and try again. Make every change the request needs before you "

@@ -5,7 +5,8 @@ and in what shape. `stream` (the seed's `/ws/`) sends every frame as it is: ACKs
 byte for byte. `ide` (the CodeLab IDE's `/api/v1/ws/`) shows each received frame as a chat bubble, so it gets no
 ACKs or extension frames, and the assistant's deltas are joined into one whole `assistant_message` (is_final true),
 flushed when a tool_call or an error follows or the message ends; the joined message carries the seq of the frame
-that flushed it.
+that flushed it. A `plan_update` becomes one message of its own, the plan as a checklist (`plan_progress` frames are
+left out: a bubble per step would bury the answer; the next `plan_update` shows where the plan stands).
 
 Inbound, the IDE rejects a tool call by answering it with a `tool_result` whose `error` begins
 `Операция отклонена:`; `ide_rejection` turns that into the typed `approval {decision: reject}` every client sends,
@@ -72,6 +73,11 @@ class IdeDialect:
 
     def render(self, text: str) -> list[str]:
         kind = frame_type(text)
+        if kind == "plan_update":
+            plan: dict[str, Any] = orjson.loads(text)
+            held = self._flush(None)
+            self._message_id = plan.get("message_id") or self._message_id
+            return [*held, self._message(plan_checklist(plan.get("steps") or []), plan.get("seq"))]
         if kind == "assistant_message":
             frame: dict[str, Any] = orjson.loads(text)
             self._parts.append(frame.get("content") or "")
@@ -86,6 +92,9 @@ class IdeDialect:
         self._parts.clear()
         if not text:
             return []
+        return [self._message(text, seq)]
+
+    def _message(self, text: str, seq: int | None) -> str:
         message: dict[str, Any] = {
             "type": "assistant_message",
             "message_id": self._message_id or "",
@@ -95,7 +104,20 @@ class IdeDialect:
         }
         if seq is not None:
             message["seq"] = seq
-        return [orjson.dumps(message).decode()]
+        return orjson.dumps(message).decode()
+
+
+PLAN_MARKS = {"pending": "[ ]", "running": "[~]", "done": "[x]", "error": "[!]", "blocked": "[-]"}
+
+
+def plan_checklist(steps: list[dict[str, Any]]) -> str:
+    """A plan as text for a client that shows only messages: one line per step, its status as a box."""
+    lines = ["Plan:"]
+    for step in steps:
+        mark = PLAN_MARKS.get(str(step.get("status")), "[ ]")
+        result = f" — {step['result']}" if step.get("result") else ""
+        lines.append(f"{mark} {step.get('text', '')}{result}")
+    return "\n".join(lines)
 
 
 def dialect_named(name: str) -> Dialect:

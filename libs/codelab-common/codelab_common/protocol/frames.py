@@ -181,6 +181,42 @@ class ApprovalRecorded(_OutboundFrame):
     message_id: str | None = None
 
 
+class PlanStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    ERROR = "error"
+    BLOCKED = "blocked"
+
+
+class PlanStep(BaseModel):
+    id: str = Field(min_length=1, max_length=64)
+    text: str = Field(min_length=1, max_length=500)
+    status: PlanStatus = PlanStatus.PENDING
+    result: str | None = Field(default=None, max_length=2000)
+
+
+class PlanUpdate(_OutboundFrame):
+    """The agent's plan, whole: sent when it is made and whenever its steps change (added, removed, reworded)."""
+
+    type: Literal["plan_update"] = "plan_update"
+    plan_id: str
+    steps: list[PlanStep]
+    current_step: str | None = None
+    message_id: str | None = None
+
+
+class PlanProgress(_OutboundFrame):
+    """One step of the plan changed status (its `result` once done or failed); the steps are otherwise as last sent."""
+
+    type: Literal["plan_progress"] = "plan_progress"
+    plan_id: str
+    step_id: str
+    status: PlanStatus
+    result: str | None = None
+    message_id: str | None = None
+
+
 class ErrorFrame(_OutboundFrame):
     type: Literal["error"] = "error"
     code: ErrorCode
@@ -195,8 +231,9 @@ class ErrorFrame(_OutboundFrame):
 
 
 OutboundFrame = Annotated[
-    Ack | AssistantMessage | ToolCall | ApprovalRecorded | ErrorFrame, Field(discriminator="type")
+    Ack | AssistantMessage | ToolCall | ApprovalRecorded | PlanUpdate | PlanProgress | ErrorFrame,
+    Field(discriminator="type"),
 ]
-outbound_frame_adapter: TypeAdapter[Ack | AssistantMessage | ToolCall | ApprovalRecorded | ErrorFrame] = TypeAdapter(
-    OutboundFrame
-)
+outbound_frame_adapter: TypeAdapter[
+    Ack | AssistantMessage | ToolCall | ApprovalRecorded | PlanUpdate | PlanProgress | ErrorFrame
+] = TypeAdapter(OutboundFrame)

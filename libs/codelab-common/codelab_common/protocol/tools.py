@@ -1,13 +1,14 @@
 """The tools the agent can ask a client to run, with their argument schemas.
 
 A tool has two names: `name` is what the model sees (it must match `^[a-zA-Z0-9_-]{1,64}$`), `wire_name` is what
-`tool_call.tool_name` carries (the seed's `git.diff`). Argument names follow what the real IDE executes.
+`tool_call.tool_name` carries (the seed's `git.diff`). Argument names follow what the real IDE executes. A tool that
+`runs_on` the agent (`update_plan`) never goes to a client: agent-runtime carries it out and writes frames for it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +17,7 @@ class ToolSpec:
     description: str
     parameters: dict[str, Any]
     wire_name: str = ""
+    runs_on: Literal["client", "agent"] = "client"
 
     @property
     def wire(self) -> str:
@@ -34,6 +36,29 @@ def _object(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]
 
 _PATH = {"type": "string", "description": "Path relative to the project root"}
 
+PLAN_STATUSES = ("pending", "running", "done", "error", "blocked")
+
+UPDATE_PLAN = ToolSpec(
+    "update_plan",
+    "Set or update the plan for a task of several steps: send every step each time, with its status.",
+    _object(
+        ["steps"],
+        steps={
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 30,
+            "items": _object(
+                ["id", "text", "status"],
+                id={"type": "string", "description": "Short step id, e.g. '1'"},
+                text={"type": "string", "description": "What the step does"},
+                status={"type": "string", "enum": list(PLAN_STATUSES)},
+                result={"type": "string", "description": "What came of it, once done or failed"},
+            ),
+        },
+        current_step={"type": "string", "description": "The id of the step being worked on"},
+    ),
+    runs_on="agent",
+)
 TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         "read_file",
@@ -114,7 +139,9 @@ TOOLS: tuple[ToolSpec, ...] = (
         "Ask the user a question and wait for the answer.",
         _object(["question"], question={"type": "string"}),
     ),
+    UPDATE_PLAN,
 )
+
 
 TOOLS_BY_NAME: dict[str, ToolSpec] = {tool.name: tool for tool in TOOLS}
 TOOLS_BY_WIRE_NAME: dict[str, ToolSpec] = {tool.wire: tool for tool in TOOLS}
