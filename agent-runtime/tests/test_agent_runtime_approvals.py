@@ -235,3 +235,50 @@ async def test_approvals_of_an_unknown_session_are_404(agent_runtime: RunningAge
 async def test_malformed_approvals_are_400(agent_runtime: RunningAgentRuntime, frame: dict[str, Any]) -> None:
     status, body = await agent_runtime.input("s-bad", frame)
     assert status == 400 and body["error"]["code"] == "INVALID_FORMAT"
+
+
+PATCH = "--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n def add(a, b):\n-    return a - b\n+    return a + b\n"
+
+
+@pytest.mark.parametrize(
+    ("patch", "told"),
+    [
+        ("--- a/../etc/x\n+++ b/../etc/x\n@@ -1 +1 @@\n-a\n+b\n", "outside the project"),
+        ("just some text", "not a unified diff"),
+    ],
+)
+async def test_a_bad_patch_never_reaches_the_client(agent_runtime: RunningAgentRuntime, patch: str, told: str) -> None:
+    agent_runtime.upstream.reply_tool_calls(("apply_patch", {"patch": patch}))
+    agent_runtime.upstream.reply_text("Sorry, that patch was wrong.")
+    agent_runtime.upstream.reply_text("I cannot patch that.")  # a failed change is sent back once for a retry
+    step = await agent_runtime.send("s-badpatch", user("patch it"))
+    assert step.tool_calls == [] and step.frames[-1]["stop_reason"] == "completed"
+    [message] = tool_messages(agent_runtime.upstream.requests[1]).values()
+    assert told in orjson.loads(message)["error"]
+
+
+async def test_a_patch_to_approve_goes_as_a_review_to_a_client_that_reviews(
+    agent_runtime: RunningAgentRuntime,
+) -> None:
+    upstream = agent_runtime.upstream
+    upstream.reply_tool_calls(("apply_patch", {"patch": PATCH}))
+    upstream.reply_text("Kept only what you accepted.")
+    upstream.reply_tool_calls(("apply_patch", {"patch": PATCH}))
+    first = await agent_runtime.send("s-review", user("fix add"), tools=["apply_patch", "apply_patch_review"])
+    [call] = first.tool_calls
+    assert (call["tool_name"], call["requires_approval"]) == ("apply_patch_review", False)
+    assert "apply_patch_review" not in [t["function"]["name"] for t in upstream.requests[0]["tools"]]
+
+    reviewed = {
+        "success": True,
+        "hunks": [{"id": "calc.py#1", "status": "rejected", "reason": "keep it"}],
+        "files_changed": [],
+    }
+    done = await agent_runtime.send("s-review", {"type": "tool_result", "call_id": call["call_id"], "result": reviewed})
+
+    [recorded] = done.of_type("approval_recorded")
+    assert (recorded["decision"], recorded["source"]) == ("reject", "review")
+    assert recorded["feedback"] == "calc.py#1: keep it"
+    assert orjson.loads(tool_messages(upstream.requests[1])[call["call_id"]]) == reviewed
+    plain = await agent_runtime.send("s-review-2", user("fix add"), tools=["apply_patch"])
+    assert [(c["tool_name"], c["requires_approval"]) for c in plain.tool_calls] == [("apply_patch", True)]

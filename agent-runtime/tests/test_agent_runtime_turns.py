@@ -220,8 +220,8 @@ async def test_a_tool_not_offered_is_refused_back_to_the_model(agent_runtime: Ru
     ("tools", "expected"),
     [
         (None, ["read_file", "write_file", "edit_file", "list_files", "search_in_project", "create_directory",
-                "git_diff", "apply_patch", "run_command", "prompt_user"]),
-        (["git.diff", "read_file", "no_such_tool"], ["read_file", "git_diff"]),
+                "git_diff", "apply_patch", "run_command", "prompt_user", "update_plan"]),
+        (["git.diff", "read_file", "no_such_tool"], ["read_file", "git_diff", "update_plan"]),
         ([], []),
     ],
 )  # fmt: skip

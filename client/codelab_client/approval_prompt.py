@@ -3,7 +3,13 @@ instead) / edit / always (a rule for the rest of the session, proposed as narrow
 
 from __future__ import annotations
 
+import asyncio
 import difflib
+import os
+import shlex
+import subprocess
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,6 +22,7 @@ from codelab_client.approvals import Decision
 from codelab_client.render import short_arguments
 from codelab_client.terminal_input import read_line
 from codelab_client.tools import ToolError, Workspace
+from codelab_client.tools.context import HunkDecision, HunkView
 from codelab_client.tools.edit_file import edited_text
 from codelab_common.protocol import ApprovalRule, ToolCall
 from codelab_common.protocol.approvals import COMMAND_TOOLS, narrowest_rule
@@ -152,6 +159,69 @@ class ConsoleApprover:
             return None
 
 
+class ConsoleReviewer:
+    """Reviews a patch hunk by hunk for `codelab chat`: each hunk as a coloured diff, then accept / reject (with a
+    reason for the model) / edit (in `$EDITOR`) / accept or reject every hunk left."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    async def __call__(self, hunks: list[HunkView]) -> list[HunkDecision]:
+        decisions: list[HunkDecision] = []
+        rest: str | None = None
+        for number, hunk in enumerate(hunks, start=1):
+            if rest is not None:
+                decisions.append(HunkDecision(hunk.id, "accepted" if rest == "accepted" else "rejected"))
+                continue
+            title = f"{escape(hunk.path)}: hunk {number} of {len(hunks)}"
+            self.console.print(Panel(Syntax(_head(hunk.text), "diff"), title=title, border_style="yellow"))
+            decision, for_the_rest = await self._decide(hunk)
+            if for_the_rest:
+                rest = decision.status
+            decisions.append(decision)
+        return decisions
+
+    async def _decide(self, hunk: HunkView) -> tuple[HunkDecision, bool]:
+        """The decision on `hunk`, and whether it goes for every hunk left too."""
+        prompt = (
+            "[green]a[/]ccept / [red]r[/]eject / [magenta]e[/]dit / accept [green]A[/]ll the rest / "
+            "reject the re[red]S[/]t: "
+        )
+        while True:
+            choice = ((await self._ask(prompt)) or "r").strip()
+            if choice in ("A", "S"):
+                return HunkDecision(hunk.id, "accepted" if choice == "A" else "rejected"), True
+            choice = choice.lower()
+            if choice in ("a", "accept", "y"):
+                return HunkDecision(hunk.id, "accepted"), False
+            if choice in ("r", "reject", "n"):
+                reason = ((await self._ask("Why? (sent to the model): ")) or "").strip()
+                return HunkDecision(hunk.id, "rejected", reason=reason or None), False
+            if choice in ("e", "edit"):
+                edited = await self._edit(hunk.text)
+                if edited is not None:
+                    return HunkDecision(hunk.id, "edited", text=edited), False
+
+    async def _edit(self, text: str) -> str | None:
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+        if not editor:
+            self.console.print("[yellow]set $EDITOR to edit a hunk[/]")
+            return None
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "hunk.diff"
+            path.write_text(text)
+            done = await asyncio.to_thread(subprocess.run, [*shlex.split(editor), str(path)], check=False)
+            edited = path.read_text()
+        if done.returncode != 0 or edited == text:
+            self.console.print("[yellow]the hunk was not changed[/]")
+            return None
+        return edited
+
+    async def _ask(self, prompt: str) -> str | None:
+        console = self.console
+        return await read_line(lambda: console.input(prompt), reprompt=lambda: console.print(prompt, end=""))
+
+
 def _diff(before: str, after: str, path: str) -> str:
     """A unified diff whose every line ends with a newline, also where a side has no final one."""
     lines = difflib.unified_diff(
@@ -171,4 +241,4 @@ def _head(text: str) -> str:
     return "\n".join(lines[:PREVIEW_LINES]) + f"\n… {len(lines) - PREVIEW_LINES} more lines"
 
 
-__all__ = ["ConsoleApprover"]
+__all__ = ["ConsoleApprover", "ConsoleReviewer"]

@@ -15,12 +15,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from codelab_client.approval_prompt import ConsoleApprover
+from codelab_client.approval_prompt import ConsoleApprover, ConsoleReviewer
 from codelab_client.approvals import Decision
 from codelab_client.render import ConsoleRenderer
 from codelab_client.session import AgentSession, MessageRefused, SessionClosed
 from codelab_client.terminal_input import read_line
 from codelab_client.tools import ToolExecutor
+from codelab_client.tools.context import HunkDecision, HunkView
 from codelab_common.protocol import ToolCall
 
 QUIT_COMMANDS = frozenset({"/quit", "/exit", "/q"})
@@ -47,7 +48,13 @@ async def chat(
         answer = await _ask(console, "[bold]your answer>[/] ")
         return answer or ""
 
-    executor = ToolExecutor(workspace, ask_user=ask_user)
+    reviewer = ConsoleReviewer(console)
+
+    async def review(hunks: list[HunkView]) -> list[HunkDecision]:
+        renderer.idle()
+        return await reviewer(hunks)
+
+    executor = ToolExecutor(workspace, ask_user=ask_user, review=review)
     approver = ConsoleApprover(console, executor.workspace)
 
     async def approve(call: ToolCall) -> Decision:

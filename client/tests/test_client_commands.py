@@ -137,3 +137,29 @@ async def test_run_shows_the_plan_and_each_step_as_it_changes(gateway: Any, work
     assert "  ✓ Read calc.py — add subtracts\n  ◐ Fix add" in shown
     assert shown.index("◐ Read calc.py") < shown.index("⚙ read_file") < shown.index("✓ Read calc.py")
     assert out.getvalue().strip() == "add subtracts; it should add."
+
+
+async def test_chat_reviews_a_patch_hunk_by_hunk_with_a_coloured_diff(
+    gateway: Any, workspace: Path, keyboard: list[str]
+) -> None:
+    source = "".join(f"line {i}\n" for i in range(1, 31))
+    (workspace / "f.txt").write_text(source)
+    patch = (
+        "--- a/f.txt\n+++ b/f.txt\n@@ -2,1 +2,1 @@\n-line 2\n+TWO\n"
+        "@@ -12,1 +12,1 @@\n-line 12\n+TWELVE\n@@ -22,1 +22,1 @@\n-line 22\n+TWENTY-TWO\n"
+    )
+    gateway.upstream.reply_tool_calls(("apply_patch", {"patch": patch}))
+    gateway.upstream.reply_text("Done.")
+    keyboard += ["apply the patch", "a", "r", "keep twelve", "a", "/quit"]
+    console, out, _, _ = consoles()
+
+    assert await chat.chat(workspace, gateway.ws_url, None, console=console) == 0
+
+    shown = out.getvalue()
+    assert "f.txt: hunk 1 of 3" in shown and "f.txt: hunk 3 of 3" in shown and "+TWELVE" in shown
+    assert (workspace / "f.txt").read_text() == source.replace("line 2\n", "TWO\n", 1).replace(
+        "line 22\n", "TWENTY-TWO\n"
+    )
+    told = orjson.loads(tool_messages(gateway.upstream.requests[1])[0])
+    assert told["hunks"][1] == {"id": "f.txt#2", "status": "rejected", "reason": "keep twelve"}
+    assert keyboard == []

@@ -124,3 +124,26 @@ async def test_a_git_generated_patch_round_trips(executor: ToolExecutor, workspa
     outcome = await executor.execute("apply_patch", {"patch": patch})
     assert outcome.ok, outcome.error
     assert (workspace / "m.py").read_text() == changed
+
+
+async def test_a_patch_with_failing_hunks_writes_nothing_and_names_each_with_the_closest_lines(
+    executor: ToolExecutor, workspace: Path
+) -> None:
+    source = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n"
+    (workspace / "calc.py").write_text(source)
+    (workspace / "notes.txt").write_text(ORIGINAL)
+    patch = (
+        "--- a/notes.txt\n+++ b/notes.txt\n@@ -2,1 +2,1 @@\n-line 2\n+LINE TWO\n"
+        "--- a/calc.py\n+++ b/calc.py\n"
+        "@@ -1,2 +1,2 @@\n def add(a, b):\n-    return a-b\n+    return a + b\n"
+        "@@ -5,2 +5,2 @@\n def mul(a, b):\n-    return a * b\n+    return b * a\n"
+        "@@ -9,2 +9,2 @@\n def div(x, y):\n-    return x // y\n+    return x / y\n"
+    )
+
+    outcome = await executor.execute("apply_patch", {"patch": patch})
+
+    assert outcome.error is not None and outcome.error.startswith("[patch_rejected]")
+    assert "hunk 1 of 3 for calc.py" in outcome.error and "hunk 3 of 3 for calc.py" in outcome.error
+    assert "hunk 2 of 3" not in outcome.error, "the hunk that matches is not reported"
+    assert "The closest lines in the file (1-2):\n     1| def add(a, b):\n     2|     return a - b" in outcome.error
+    assert (workspace / "calc.py").read_text() == source and (workspace / "notes.txt").read_text() == ORIGINAL

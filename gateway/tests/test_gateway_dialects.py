@@ -33,7 +33,7 @@ def test_ide_dialect_joins_text_and_flushes_before_tool_calls_and_at_the_end() -
         _delta("Let me "),
         _delta("look."),
         TOOL_CALL,
-        {"type": "plan_update", "content": "an extension frame"},
+        {"type": "approval_recorded", "content": "an extension frame"},
         _delta("It prints "),
         _delta("hi."),
         _delta("", final=True),

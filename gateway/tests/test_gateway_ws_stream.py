@@ -83,7 +83,7 @@ async def test_tools_query_limits_what_the_model_is_offered(gateway: RunningGate
     async with gateway.connect("tools-some", query="tools=read_file,git.diff") as client:
         await client.say("hi")
         await client.turn()
-    assert _offered_tools(gateway.upstream.requests[-1]) == ["git_diff", "read_file"]
+    assert _offered_tools(gateway.upstream.requests[-1]) == ["git_diff", "read_file", "update_plan"]
 
 
 async def test_unknown_tool_in_query_is_refused_at_connect(gateway: RunningGateway) -> None:

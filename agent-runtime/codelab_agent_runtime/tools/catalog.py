@@ -42,13 +42,10 @@ class ToolCatalog:
 
     def _build(self, wanted: frozenset[str] | None) -> Toolset:
         allowed = self._model_tools
-        specs = tuple(
-            spec
-            for spec in TOOLS
-            if (wanted is None or spec.name in wanted or spec.runs_on == "agent")
-            and (allowed is None or spec.name in allowed)
-        )
-        return Toolset(specs)
+        offered = [spec for spec in TOOLS if spec.offered_to_model and (allowed is None or spec.name in allowed)]
+        clients = [spec for spec in offered if spec.runs_on == "client" and (wanted is None or spec.name in wanted)]
+        # The agent's own tools (the plan) go with client tools: with none, there is no work to plan.
+        return Toolset(tuple(spec for spec in offered if spec in clients or (clients and spec.runs_on == "agent")))
 
 
 def _names(names: Iterable[str]) -> frozenset[str]:

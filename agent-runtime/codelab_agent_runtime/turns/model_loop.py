@@ -9,7 +9,9 @@ Guards that keep a small model's turn going instead of ending it:
 - a call with an unknown tool or arguments that do not fit the schema is not sent to the client; the model gets
   the validation error as that call's result and can correct it;
 - every call goes through the approval policy (`codelab_common.protocol.approvals`): a denied call is not sent
-  (the model is told why), one the policy asks about goes out with `requires_approval: true`;
+  (the model is told why), one the policy asks about goes out with `requires_approval: true`, or, for an
+  `apply_patch` to a client that runs `apply_patch_review`, as that review (the user decides hunk by hunk);
+- an `apply_patch` whose patch is not a unified diff, or touches a path outside the project, is not sent;
 - a call the model already made this turn is answered from the earlier result with a short note; after
   `MAX_REPEATS` of those the model is asked for an answer without tools, and so is the turn's last allowed step,
   so a turn ends with an answer rather than at the step limit; a call that failed and is made again
@@ -43,12 +45,14 @@ from codelab_agent_runtime.turns.context_window import build_messages
 from codelab_agent_runtime.turns.frames import Frame, StepEnd
 from codelab_agent_runtime.turns.prompt import system_prompt
 from codelab_common import tracing
+from codelab_common.patches import patch_problem
 from codelab_common.protocol import ErrorCode, RuleAction, StepStatus, StopReason, ToolCall
 from codelab_common.protocol.approvals import decide
 
 log = structlog.get_logger(__name__)
 
 MAX_REPEATS = 2
+REVIEW_TOOL = "apply_patch_review"
 MAX_FAILED_REPEATS = 2
 MAX_CORRECTIONS = 1
 MAX_RETRIES = 2
@@ -321,6 +325,10 @@ class ModelLoop:
             except tool_messages.InvalidArguments as exc:
                 calls.append(_rejected(call_id, spec.name, str(exc)))
                 continue
+            problem = patch_problem(arguments["patch"]) if spec.name == "apply_patch" else None
+            if problem is not None:
+                calls.append(_rejected(call_id, spec.name, f"apply_patch: {problem}"))
+                continue
             if spec.runs_on == "agent":
                 written, result = plans.apply(state, arguments, state.turn_message_id or "")
                 carried_out += written
@@ -335,7 +343,10 @@ class ModelLoop:
                 continue
             call = PendingCall(call_id=call_id, name=spec.name, wire_name=spec.wire, arguments=arguments)
             if verdict.action is RuleAction.ASK:
-                call.approval = "pending"
+                if spec.name == "apply_patch" and REVIEW_TOOL in (state.turn_tools or ()):
+                    call.wire_name = REVIEW_TOOL  # the user approves it hunk by hunk
+                else:
+                    call.approval = "pending"
             calls.append(call)
         return calls
 

@@ -38,7 +38,7 @@ from codelab_agent_runtime.tools.catalog import ToolCatalog
 from codelab_agent_runtime.turns import frames
 from codelab_agent_runtime.turns.feed import Feeds
 from codelab_agent_runtime.turns.frames import Frame, StepEnd
-from codelab_agent_runtime.turns.model_loop import ModelLoop, new_id
+from codelab_agent_runtime.turns.model_loop import REVIEW_TOOL, ModelLoop, new_id
 from codelab_agent_runtime.turns.writer import EventWriter
 from codelab_common import tracing
 from codelab_common.protocol import (
@@ -47,6 +47,7 @@ from codelab_common.protocol import (
     Approval,
     ApprovalDecision,
     ApprovalRecorded,
+    ApprovalRule,
     ApprovalSource,
     Cancel,
     ErrorCode,
@@ -226,10 +227,27 @@ class Turns:
             # The client asked the user itself and ran the call (the IDE does): that was the user's approval.
             decided = Approval(call_id=call.call_id, decision=ApprovalDecision.APPROVE)
             writer.append(self._approved(state, call, decided, ApprovalSource.TOOL_RESULT))
+        if call.wire_name == REVIEW_TOOL and isinstance(result.result, dict):
+            writer.append(self._reviewed(state, call, result.result))
         self._result_arrived(state, call, result)
         self._record(call, result.result, result.error)
         state.mark_answered(call.call_id)
         return await self._answered(writer, state, stored.last_seq)
+
+    def _reviewed(self, state: SessionState, call: PendingCall, result: dict[str, Any]) -> Frame:
+        """Record the user's hunk-by-hunk review as one decision: approve (every hunk accepted), reject (none
+        kept), or edit; the rejected hunks' reasons are its feedback."""
+        hunks = [hunk for hunk in result.get("hunks") or [] if isinstance(hunk, dict)]
+        statuses = {hunk.get("status") for hunk in hunks}
+        if statuses <= {"accepted"}:
+            decision = ApprovalDecision.APPROVE
+        elif statuses <= {"rejected"}:
+            decision = ApprovalDecision.REJECT
+        else:
+            decision = ApprovalDecision.EDIT
+        reasons = [f"{hunk.get('id')}: {hunk['reason']}" for hunk in hunks if isinstance(hunk.get("reason"), str)]
+        feedback = "; ".join(reasons)[:4000] or None
+        return self._decision_frame(state, call, decision, ApprovalSource.REVIEW, feedback=feedback)
 
     async def _answered(self, writer: EventWriter, state: SessionState, after_seq: int) -> Submission:
         """A call got its answer: wait for the others, or go on with the turn when none is left."""
@@ -305,24 +323,39 @@ class Turns:
         else:
             call.approval = "approved"
             call.since = time.time()  # the call's own timeout starts now that it may run
-        self._metrics.approval_decided(call.wire_name, approval.decision.value)
+        return self._decision_frame(
+            state, call, approval.decision, source, feedback=approval.feedback, rule=approval.remember
+        )
+
+    def _decision_frame(
+        self,
+        state: SessionState,
+        call: PendingCall,
+        decision: ApprovalDecision,
+        source: ApprovalSource,
+        *,
+        feedback: str | None = None,
+        rule: ApprovalRule | None = None,
+    ) -> Frame:
+        """The `approval_recorded` frame of a decision (counted and logged)."""
+        self._metrics.approval_decided(call.wire_name, decision.value)
         log.info(
             "approval_decided",
             session_id=state.session_id,
             call_id=call.call_id,
             tool=call.wire_name,
-            decision=approval.decision.value,
+            decision=decision.value,
             source=source.value,
-            rule=approval.remember.describe() if approval.remember is not None else None,
+            rule=rule.describe() if rule is not None else None,
         )
         return frames.of_model(
             ApprovalRecorded(
                 call_id=call.call_id,
                 tool_name=call.wire_name,
-                decision=approval.decision,
+                decision=decision,
                 arguments=call.arguments,
-                feedback=approval.feedback,
-                rule=approval.remember,
+                feedback=feedback,
+                rule=rule,
                 source=source,
                 decided_at=time.time(),
                 message_id=state.turn_message_id,

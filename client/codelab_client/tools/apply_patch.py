@@ -15,7 +15,7 @@ from codelab_client.tools import args
 from codelab_client.tools.context import ToolContext
 from codelab_client.tools.errors import ToolError
 from codelab_client.tools.files import atomic_write, looks_binary
-from codelab_client.tools.patching import PatchError, apply_file_patch, parse_patch
+from codelab_common.patches import PatchError, apply_file_patch, parse_patch
 
 _ENCODING = ("utf-8", "surrogateescape")
 """Round-trips any bytes, so a file in another encoding comes back unchanged outside the patched lines."""

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from codelab_client.tools.context import AskUser, ToolContext
+from codelab_client.tools.context import AskUser, ReviewHunks, ToolContext
 from codelab_client.tools.errors import ToolError
 from codelab_client.tools.limits import Limits
 from codelab_client.tools.registry import HANDLERS
@@ -31,9 +31,14 @@ class ToolExecutor:
     """Runs the tools of codelab_common.protocol.tools confined to one workspace folder."""
 
     def __init__(
-        self, workspace: str | os.PathLike[str], *, ask_user: AskUser | None = None, limits: Limits | None = None
+        self,
+        workspace: str | os.PathLike[str],
+        *,
+        ask_user: AskUser | None = None,
+        limits: Limits | None = None,
+        review: ReviewHunks | None = None,
     ) -> None:
-        self.context = ToolContext(Workspace(workspace), limits or Limits(), ask_user)
+        self.context = ToolContext(Workspace(workspace), limits or Limits(), ask_user, review)
 
     @property
     def workspace(self) -> Workspace:
@@ -41,8 +46,9 @@ class ToolExecutor:
 
     @property
     def supported_tools(self) -> tuple[str, ...]:
-        """Model-side names, the order of HANDLERS; what the client announces with `?tools=`."""
-        return tuple(HANDLERS)
+        """Model-side names, the order of HANDLERS; what the client announces with `?tools=`. A review of a patch
+        hunk by hunk needs someone to review it."""
+        return tuple(name for name in HANDLERS if name != "apply_patch_review" or self.context.review is not None)
 
     async def execute(self, tool_name: str, arguments: Any) -> ToolOutcome:
         spec = resolve(tool_name)

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from codelab_client.tools.apply_patch import apply_patch
+from codelab_client.tools.apply_patch_review import apply_patch_review
 from codelab_client.tools.context import ToolContext
 from codelab_client.tools.create_directory import create_directory
 from codelab_client.tools.edit_file import edit_file
@@ -40,6 +41,7 @@ HANDLERS: dict[str, Handler] = {
     "create_directory": _in_thread(create_directory),
     "git_diff": git_diff,
     "apply_patch": _in_thread(apply_patch),
+    "apply_patch_review": apply_patch_review,
     "run_command": run_command,
     "prompt_user": prompt_user,
 }

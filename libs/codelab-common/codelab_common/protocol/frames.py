@@ -162,6 +162,8 @@ class ApprovalSource(StrEnum):
     """A client answered the call with its result without an `approval` first (it asked the user itself)."""
     IDE_REJECTION = "ide_rejection"
     """The IDE's `tool_result` whose error begins `Операция отклонена:`, translated by the gateway."""
+    REVIEW = "review"
+    """The result of an `apply_patch_review`: the user decided hunk by hunk."""
 
 
 class ApprovalRecorded(_OutboundFrame):

@@ -18,6 +18,8 @@ class ToolSpec:
     parameters: dict[str, Any]
     wire_name: str = ""
     runs_on: Literal["client", "agent"] = "client"
+    offered_to_model: bool = True
+    """False for a client tool agent-runtime chooses itself (`apply_patch_review` for an `apply_patch` to approve)."""
 
     @property
     def wire(self) -> str:
@@ -138,6 +140,12 @@ TOOLS: tuple[ToolSpec, ...] = (
         "prompt_user",
         "Ask the user a question and wait for the answer.",
         _object(["question"], question={"type": "string"}),
+    ),
+    ToolSpec(
+        "apply_patch_review",
+        "Show the user a unified diff hunk by hunk; apply the hunks they accept (or edit), skip those they reject.",
+        _object(["patch"], patch={"type": "string", "description": "A unified diff, paths relative to the root"}),
+        offered_to_model=False,
     ),
     UPDATE_PLAN,
 )

@@ -3,12 +3,16 @@
 Accepts what `git diff` and `diff -u` write and what models usually produce: `a/` `b/` prefixes, `/dev/null`
 for created and deleted files, renames, `\\ No newline at end of file`, hunks whose line numbers are off (a hunk
 is looked for at its line first, then at the nearest place where its context matches), and miscounted hunk
-headers. A hunk whose context and removed lines match nowhere is rejected with the place it expected; trailing
-whitespace is forgiven only when an exact match does not exist.
+headers. A hunk whose context and removed lines match nowhere is rejected; every such hunk of the file is named,
+with the first line where it differs from the file and the file's lines that come closest to it, so the model can
+correct them all at once. Trailing whitespace is forgiven only when an exact match does not exist.
+
+Shared: agent-runtime parses a patch to check it before it goes to a client; the terminal client applies it.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -89,6 +93,36 @@ def parse_patch(text: str) -> list[FilePatch]:
     if not files:
         raise PatchError("no file changes found in the patch (expected '--- a/PATH', '+++ b/PATH' and '@@' hunks)")
     return files
+
+
+def patch_problem(text: str) -> str | None:
+    """What is wrong with a patch before it goes anywhere: not a unified diff, no file, or a path that is absolute
+    or leaves the project; None when it is well formed."""
+    try:
+        files = parse_patch(text)
+    except PatchError as exc:
+        return f"the patch is not a unified diff: {exc}"
+    if not files:
+        return "the patch names no file: write a unified diff with '--- a/path' and '+++ b/path' lines and hunks"
+    for file in files:
+        for path in (file.old_path, file.new_path):
+            if path is not None and not _inside(path):
+                return f"the patch touches {path!r}, outside the project: use paths relative to the project root"
+        if not file.hunks and file.old_path == file.new_path:
+            return f"the patch has no hunk for {file.path}"
+    return None
+
+
+def _inside(path: str) -> bool:
+    if not path.strip() or path.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:", path):
+        return False
+    parts = [part for part in path.replace("\\", "/").split("/") if part not in ("", ".")]
+    depth = 0
+    for part in parts:
+        depth += -1 if part == ".." else 1
+        if depth < 0:
+            return False
+    return bool(parts)
 
 
 def _read_hunk(lines: list[str], start: int) -> tuple[Hunk, int]:
@@ -191,16 +225,19 @@ class TextFile:
 
 
 def apply_file_patch(original: str | None, patch: FilePatch) -> str:
-    """The new text of one file (`original` None for a file that does not exist yet)."""
+    """The new text of one file (`original` None for a file that does not exist yet); PatchError naming every hunk
+    that does not apply."""
     doc = TextFile.parse(original or "")
     offset = 0
     floor = 0
+    failures: list[str] = []
     for number, hunk in enumerate(patch.hunks, start=1):
         old, new = hunk.old, hunk.new
         expected = max(floor, min(_expected_index(hunk, offset, floor), len(doc.lines)))
         position = _find(doc.lines, old, expected, floor)
         if position is None:
-            raise PatchError(_mismatch(patch.path, number, len(patch.hunks), hunk, doc.lines, expected))
+            failures.append(_mismatch(patch.path, number, len(patch.hunks), hunk, doc.lines, expected))
+            continue
         doc.lines[position : position + len(old)] = new
         end = position + len(new)
         if end == len(doc.lines):
@@ -210,6 +247,8 @@ def apply_file_patch(original: str | None, patch: FilePatch) -> str:
                 doc.ends_with_newline = True
         offset += len(new) - len(old)
         floor = end
+    if failures:
+        raise PatchError("\n".join(failures))
     return doc.render()
 
 
@@ -251,8 +290,13 @@ def _loose(lines: list[str], block: list[str], at: int) -> bool:
     return all(a.rstrip() == b.rstrip() for a, b in zip(lines[at : at + len(block)], block, strict=True))
 
 
+CLOSEST_SEARCH_LINES = 2000
+"""Lines on each side of the expected place searched for the closest match (the whole file when smaller)."""
+
+
 def _mismatch(path: str, number: int, total: int, hunk: Hunk, lines: list[str], expected: int) -> str:
-    """Names the first line where the hunk and the file differ at the place the hunk pointed to."""
+    """Names the first line where the hunk and the file differ at the place the hunk pointed to, and shows the
+    file's lines that come closest to what the hunk expects."""
     where = f"line {hunk.old_start}" if hunk.old_start is not None else "anywhere"
     message = f"hunk {number} of {total} for {path} does not match the file (looked near {where})"
     for index, wanted in enumerate(hunk.old):
@@ -260,5 +304,77 @@ def _mismatch(path: str, number: int, total: int, hunk: Hunk, lines: list[str], 
         actual = lines[at] if at < len(lines) else None
         if actual is None or actual.rstrip() != wanted.rstrip():
             found = repr(actual) if actual is not None else "the end of the file"
-            return f"{message}; at line {at + 1} the hunk expects {wanted!r}, the file has {found}"
-    return message
+            message = f"{message}; at line {at + 1} the hunk expects {wanted!r}, the file has {found}"
+            break
+    closest = _closest(lines, hunk.old, expected)
+    if closest is None:
+        return message
+    start, block = closest
+    shown = "\n".join(f"  {start + 1 + i:>4}| {line}" for i, line in enumerate(block))
+    return f"{message}. The closest lines in the file ({start + 1}-{start + len(block)}):\n{shown}"
+
+
+def _closest(lines: list[str], block: list[str], expected: int) -> tuple[int, list[str]] | None:
+    """Where the file's lines are most like `block` (by difflib's ratio); None when the file or block is empty."""
+    if not lines or not block:
+        return None
+    size = min(len(block), len(lines))
+    low = max(0, expected - CLOSEST_SEARCH_LINES)
+    high = max(low, min(len(lines) - size, expected + CLOSEST_SEARCH_LINES))
+    wanted = "\n".join(line.strip() for line in block)
+    matcher = difflib.SequenceMatcher(autojunk=False)
+    matcher.set_seq2(wanted)
+    best, best_at = -1.0, low
+    for at in _nearest_first(expected, low, high):
+        matcher.set_seq1("\n".join(line.strip() for line in lines[at : at + size]))
+        if matcher.real_quick_ratio() <= best or matcher.quick_ratio() <= best:
+            continue
+        ratio = matcher.ratio()
+        if ratio > best:
+            best, best_at = ratio, at
+    return best_at, lines[best_at : best_at + size]
+
+
+def hunk_text(hunk: Hunk) -> str:
+    """A hunk's lines as a diff writes them (`' '`, `-`, `+` first), without its `@@` header."""
+    return "\n".join(_diff_lines(hunk)) + "\n"
+
+
+def _diff_lines(hunk: Hunk) -> list[str]:
+    """The hunk's lines, with `\\ No newline at end of file` after the last line of a side that has none."""
+    last_old = max((i for i, (op, _) in enumerate(hunk.lines) if op != "+"), default=-1)
+    last_new = max((i for i, (op, _) in enumerate(hunk.lines) if op != "-"), default=-1)
+    out: list[str] = []
+    for index, (op, text) in enumerate(hunk.lines):
+        out.append(op + text)
+        old_end = hunk.old_missing_newline and index == last_old
+        new_end = hunk.new_missing_newline and index == last_new
+        if old_end or new_end:
+            out.append(f"{_NO_NEWLINE} No newline at end of file")
+    return out
+
+
+def parse_hunk(text: str, old_start: int | None) -> Hunk:
+    """A hunk a user edited (lines as `hunk_text` writes them), to apply where the original hunk was."""
+    header = f"@@ -{old_start} +{old_start} @@" if old_start is not None else "@@ @@"
+    lines = [header, *text.replace("\r\n", "\n").rstrip("\n").split("\n")]
+    hunk, end = _read_hunk(lines, 0)
+    if end != len(lines):
+        raise PatchError(f"line {end}: not a hunk line (each begins with ' ', '-' or '+')")
+    hunk.old_start = old_start
+    return hunk
+
+
+def render_patch(files: list[FilePatch]) -> str:
+    """A unified diff of `files` and their hunks (headers recounted), e.g. the hunks a user kept."""
+    out: list[str] = []
+    for file in files:
+        if not file.hunks:
+            continue
+        out.append(f"--- {'a/' + file.old_path if file.old_path else '/dev/null'}")
+        out.append(f"+++ {'b/' + file.new_path if file.new_path else '/dev/null'}")
+        for hunk in file.hunks:
+            start = hunk.old_start if hunk.old_start is not None else 1
+            out.append(f"@@ -{start},{len(hunk.old)} +{start},{len(hunk.new)} @@")
+            out.extend(_diff_lines(hunk))
+    return "\n".join(out) + "\n" if out else ""
