@@ -13,6 +13,7 @@ from codelab_agent_runtime.core.config import Settings
 from codelab_agent_runtime.core.errors import validation_code
 from codelab_agent_runtime.core.metrics import AgentMetrics
 from codelab_agent_runtime.llm.client import LLMClient, client_timeout
+from codelab_agent_runtime.llm.models import ModelWindows
 from codelab_agent_runtime.store.sessions import SqlSessionStore
 from codelab_agent_runtime.turns.feed import Feeds
 from codelab_agent_runtime.turns.runner import Turns
@@ -58,7 +59,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         feeds = Feeds(store, settings.redis_url, settings.redis_channel_prefix, settings.follow_poll_s)
         await feeds.start()
-        turns = Turns(settings, store, feeds, llm, app.state.metrics)
+        windows = ModelWindows(
+            http, base_url=settings.llm_proxy_url, api_key=settings.llm_proxy_api_key.get_secret_value()
+        )
+        turns = Turns(settings, store, feeds, llm, app.state.metrics, windows)
         await turns.start()
         app.state.turns, app.state.feeds, app.state.store, app.state.http = turns, feeds, store, http
         try:

@@ -42,7 +42,10 @@ async def test_plain_answer_streams_as_deltas_then_a_final_frame(agent_runtime: 
         "is_final": True,
         "stop_reason": "completed",
         "seq": len(step.frames),
-    }
+        "usage": {"prompt_tokens": final["usage"]["prompt_tokens"], "completion_tokens": 9, "context_window": 8192,
+                  "counted_by": "estimate"},
+    }  # fmt: skip
+    assert 0 < final["usage"]["prompt_tokens"] < 8192
     assert step.done == {"status": "completed", "pending_call_ids": []}
     sent = agent_runtime.upstream.requests[0]
     assert sent["model"] == "fake-model"
@@ -251,23 +254,6 @@ async def test_history_carries_over_to_the_next_turn(agent_runtime: RunningAgent
         {"role": "user", "content": "Population?"},
     ]
     assert agent_runtime.upstream.requests[0]["messages"][0] == agent_runtime.upstream.requests[1]["messages"][0]
-
-
-@pytest.mark.parametrize("agent_runtime_overrides", [{"context_max_chars": 1000}], indirect=True)
-async def test_old_turns_are_left_out_beyond_the_context_budget(agent_runtime: RunningAgentRuntime) -> None:
-    for index in range(3):
-        agent_runtime.upstream.reply_text(f"answer {index} " + "x" * 400)
-        await agent_runtime.send("s-window", user(f"question {index} " + "y" * 100))
-
-    agent_runtime.upstream.reply_text("short")
-    await agent_runtime.send("s-window", user("last question"))
-
-    messages = agent_runtime.upstream.requests[-1]["messages"]
-    assert messages[1]["role"] == "user"
-    assert messages[-1] == {"role": "user", "content": "last question"}
-    assert not any(m["content"].startswith("question 0") for m in messages[1:])
-    status, session = await agent_runtime.session("s-window")
-    assert status == 200 and len(session["messages"]) == 8, "the stored history keeps every message"
 
 
 @pytest.mark.parametrize("agent_runtime_overrides", [{"tool_result_max_chars": 500}], indirect=True)

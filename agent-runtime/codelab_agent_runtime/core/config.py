@@ -83,10 +83,11 @@ class Settings(ServiceSettings):
         "names, and show them to the model",
     )
     tool_result_max_chars: int = Field(default=12_000, ge=200, description="Longer tool output is truncated")
-    context_max_chars: int = Field(
-        default=24_000,
-        ge=1_000,
-        description="History sent to the model per call; older whole turns are left out beyond it",
+    default_context_window: int = Field(
+        default=8192,
+        ge=1024,
+        description="Context window (tokens) of a model llm-proxy lists without one; the history sent is fitted to "
+        "the model's window (docs/context-window.md)",
     )
     llm_connect_timeout_s: float = 10.0
     llm_read_timeout_s: float = Field(default=300.0, description="Longest silence between two streamed chunks")

@@ -85,6 +85,10 @@ class SessionState(BaseModel):
     turn_start_seq: int = 0
     """The seq of the turn's first frame, so a client that connects mid-turn can be shown the turn from there."""
     plan: Plan | None = None
+    summary: str | None = None
+    """The earlier turns, summarised to fit the model's context window (see `turns/context_window.py`)."""
+    summary_upto: int = 0
+    """Index in `messages` of the first message the summary does not cover: what is sent starts there."""
     approval_rules: list[ApprovalRule] = Field(default_factory=list)
     """Rules the user asked to remember in this session, added to the deployment's policy."""
     answered: list[str] = Field(default_factory=list)

@@ -28,8 +28,10 @@ def delta(message_id: str, token: str) -> Frame:
     return {"type": "assistant_message", "message_id": message_id, "content": token, "token": token, "is_final": False}
 
 
-def final(message_id: str, stop_reason: StopReason = StopReason.COMPLETED) -> Frame:
-    return {
+def final(
+    message_id: str, stop_reason: StopReason = StopReason.COMPLETED, usage: dict[str, Any] | None = None
+) -> Frame:
+    frame: Frame = {
         "type": "assistant_message",
         "message_id": message_id,
         "content": "",
@@ -37,6 +39,9 @@ def final(message_id: str, stop_reason: StopReason = StopReason.COMPLETED) -> Fr
         "is_final": True,
         "stop_reason": stop_reason.value,
     }
+    if usage is not None:
+        frame["usage"] = usage
+    return frame
 
 
 def of_model(frame: BaseModel) -> Frame:

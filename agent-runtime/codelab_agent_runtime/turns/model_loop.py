@@ -41,7 +41,7 @@ from codelab_agent_runtime.tools import messages as tool_messages
 from codelab_agent_runtime.tools.catalog import Toolset
 from codelab_agent_runtime.tools.records import RecordFinder, call_written_as_text
 from codelab_agent_runtime.turns import answer_checks, frames, plans, workspace_context
-from codelab_agent_runtime.turns.context_window import build_messages
+from codelab_agent_runtime.turns.context_window import CHARS_PER_TOKEN, ContextWindow, Fitted
 from codelab_agent_runtime.turns.frames import Frame, StepEnd
 from codelab_agent_runtime.turns.prompt import system_prompt
 from codelab_common import tracing
@@ -63,9 +63,10 @@ PARAGRAPH = "\n\n"
 
 
 class ModelLoop:
-    def __init__(self, settings: Settings, llm: LLMClient) -> None:
+    def __init__(self, settings: Settings, llm: LLMClient, context: ContextWindow) -> None:
         self._settings = settings
         self._llm = llm
+        self._context = context
 
     async def start(self, state: SessionState, toolset: Toolset, request: str) -> AsyncIterator[Frame | StepEnd]:
         """Begin the turn just started on `state`: ask the client for its context, or call the model at once."""
@@ -130,7 +131,8 @@ class ModelLoop:
             echo = _Echo(sent_back)
             sent_back = None
             started = time.perf_counter()
-            messages = build_messages(system_prompt(toolset.names), state.messages, self._settings.context_max_chars)
+            fitted = await self._context.fit(state, system_prompt(toolset.names), toolset.definitions, state.turn_model)
+            messages = fitted.messages
             try:
                 tool_choice = "none" if answer_only else None
                 stream = self._llm.stream(
@@ -207,7 +209,7 @@ class ModelLoop:
                     answer = NO_ANSWER if shown.record_at is not None else EMPTY_ANSWER
                     yield frames.delta(message_id, answer)
                 state.messages.append({"role": "assistant", "content": answer})
-                yield frames.final(message_id)
+                yield frames.final(message_id, usage=_usage(fitted, reply))
                 yield StepEnd(StepStatus.COMPLETED)
                 return
             taken = {m["tool_call_id"] for m in state.messages if m.get("role") == "tool"}
@@ -540,6 +542,15 @@ def _rejected(call_id: str, name: str, error: str) -> PendingCall:
         forwarded=False,
         result=tool_messages.error_content(error),
     )
+
+
+def _usage(fitted: Fitted, reply: ModelReply) -> dict[str, Any]:
+    return {
+        "prompt_tokens": fitted.prompt_tokens,
+        "completion_tokens": len(reply.content) // CHARS_PER_TOKEN,
+        "context_window": fitted.window,
+        "counted_by": "estimate",
+    }
 
 
 def _denied(call_id: str, name: str, rule: str) -> PendingCall:

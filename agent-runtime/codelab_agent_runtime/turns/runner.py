@@ -30,12 +30,14 @@ import structlog
 from codelab_agent_runtime.core.config import Settings
 from codelab_agent_runtime.core.metrics import AgentMetrics, ToolOutcome, TurnOutcome
 from codelab_agent_runtime.llm.client import LLMClient
+from codelab_agent_runtime.llm.models import ModelWindows
 from codelab_agent_runtime.models.api import ApprovalsView, PendingCallView, SessionView
 from codelab_agent_runtime.models.session import PendingCall, SessionState
 from codelab_agent_runtime.store.sessions import Lease, LeaseLost, SqlSessionStore, StoredSession
 from codelab_agent_runtime.tools import messages as tool_messages
 from codelab_agent_runtime.tools.catalog import ToolCatalog
 from codelab_agent_runtime.turns import frames
+from codelab_agent_runtime.turns.context_window import ContextWindow
 from codelab_agent_runtime.turns.feed import Feeds
 from codelab_agent_runtime.turns.frames import Frame, StepEnd
 from codelab_agent_runtime.turns.model_loop import REVIEW_TOOL, ModelLoop, new_id
@@ -121,14 +123,20 @@ class _Step:
 
 class Turns:
     def __init__(
-        self, settings: Settings, store: SqlSessionStore, feeds: Feeds, llm: LLMClient, metrics: AgentMetrics
+        self,
+        settings: Settings,
+        store: SqlSessionStore,
+        feeds: Feeds,
+        llm: LLMClient,
+        metrics: AgentMetrics,
+        windows: ModelWindows,
     ) -> None:
         self._settings = settings
         self._store = store
         self._feeds = feeds
         self._metrics = metrics
         self._catalog = ToolCatalog(settings.model_tools)
-        self._loop = ModelLoop(settings, llm)
+        self._loop = ModelLoop(settings, llm, ContextWindow(settings, llm, windows))
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._steps: dict[str, _Step] = {}
         self._sweeper: asyncio.Task[None] | None = None

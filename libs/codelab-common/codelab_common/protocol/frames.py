@@ -128,6 +128,19 @@ class Ack(_OutboundFrame):
     message_id: str
 
 
+class Usage(BaseModel):
+    """What the turn's last model call took of the model's context window, on the turn's final frame."""
+
+    prompt_tokens: int
+    """The prompt of the last model call (history, tools, system prompt), as counted before it was sent."""
+    completion_tokens: int
+    """Its reply."""
+    context_window: int
+    """The model's whole window, prompt and reply together."""
+    counted_by: Literal["tokenizer", "estimate"]
+    """`estimate`: characters ÷ 3, a deliberate overcount (docs/context-window.md)."""
+
+
 class AssistantMessage(_OutboundFrame):
     """A piece of the assistant's answer.
 
@@ -142,6 +155,8 @@ class AssistantMessage(_OutboundFrame):
     is_final: bool = False
     stop_reason: StopReason | None = None
     """On the frame that ends a turn (is_final true on the streaming path)."""
+    usage: Usage | None = None
+    """On the frame that ends a turn, when the turn called the model."""
 
 
 class ToolCall(_OutboundFrame):

@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,13 @@ class FakeOpenAI:
         """Per request, in step with `requests`: its `path`, `query` (dict) and `headers` (dict, lower-case names)."""
         self.streams_cut = 0
         """Streamed answers that ended before their last event because the client (the proxy) went away."""
+        self.responder: Callable[[dict[str, Any]], ScriptedReply | None] | None = None
+        """Asked first for every request: a reply of its own (e.g. for a kind of request a test cannot schedule), or
+        None to take the next queued one."""
+        self.context_tokens: int | None = None
+        """When set, a request whose prompt is longer (counted as a tokenizer would, about 4 characters a token) is
+        refused as llama.cpp's server refuses it: 400 `exceed_context_size_error`, before any reply is taken."""
+        self.refused_for_length = 0
         self.closed_early: list[float] = []
         """`time.monotonic()` of each request the client closed before its answer ended: during the reply's `delay`
         (before the status line) or in the middle of a stream."""
@@ -97,7 +105,14 @@ class FakeOpenAI:
         self.request_meta.append(
             {"path": request.url.path, "query": dict(request.query_params), "headers": dict(request.headers)}
         )
-        reply = self._next_reply()
+        prompt_tokens = prompt_size(body) // 4
+        if self.context_tokens is not None and prompt_tokens > self.context_tokens:
+            self.refused_for_length += 1
+            message = "the request exceeds the available context size, try increasing it"
+            error = {"code": 400, "message": message, "type": "exceed_context_size_error"}
+            error |= {"n_prompt_tokens": prompt_tokens, "n_ctx": self.context_tokens}
+            return JSONResponse({"error": error}, status_code=400)
+        reply = (self.responder(body) if self.responder is not None else None) or self._next_reply()
         if reply.delay and not await self._wait(reply.delay, request):
             self.closed_early.append(time.monotonic())
             return Response(status_code=499)
@@ -188,3 +203,13 @@ class FakeOpenAI:
             usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
             yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
         yield b"data: [DONE]\n\n"
+
+
+def prompt_size(body: dict[str, Any]) -> int:
+    """Characters of a chat request's prompt: every message's text and tool calls, and the tool definitions."""
+    size = len(orjson.dumps(body.get("tools") or []))
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        size += len(content if isinstance(content, str) else orjson.dumps(content or ""))
+        size += len(orjson.dumps(message.get("tool_calls") or []))
+    return size
