@@ -354,8 +354,9 @@ class ModelLoop:
 
 
 class _Echo:
-    """Holds a reply's text back while it repeats, from its start, the answer sent back just before; releases it all
-    once it says something else. `repeated` at the end: it said nothing else."""
+    """Holds a reply's text back while it repeats, from its start, the answer sent back just before; once it says
+    something else, releases it from the last sentence or line it repeated whole. `repeated` at the end: it said
+    nothing else."""
 
     __slots__ = ("_held", "_previous")
 
@@ -370,8 +371,12 @@ class _Echo:
         if self._previous.startswith(held.lstrip()):
             self._held = held
             return ""
-        self._previous, self._held = None, ""
-        return held
+        previous, self._previous, self._held = self._previous, None, ""
+        # What goes on from a whole sentence or line already said is shown from there, not said twice.
+        text = held.lstrip()
+        same = next((i for i, (a, b) in enumerate(zip(text, previous, strict=False)) if a != b), len(text))
+        ends = [text.rfind(mark, 0, same) + len(mark) for mark in (". ", "\n", ": ") if text.rfind(mark, 0, same) > 0]
+        return text[max(ends) :] if ends else held
 
     @property
     def repeated(self) -> bool:
