@@ -26,7 +26,16 @@ def llm_proxy_models(fake_upstream: FakeOpenAI) -> list[dict[str, object]]:
             "base_url": fake_upstream.base_url,
             "context_window": WINDOW,
             "retry": NO_RETRY,
-        }
+        },
+        {
+            "name": "fake-counted",
+            "provider": "openai-compatible",
+            "upstream_model": "fake-model",
+            "base_url": fake_upstream.base_url,
+            "context_window": WINDOW,
+            "retry": NO_RETRY,
+            "tokenizer": "llama.cpp",
+        },
     ]
 
 
@@ -84,3 +93,33 @@ async def test_a_turn_whose_own_tool_output_is_too_big_is_cut_not_refused(agent_
         "s-huge", {"type": "tool_result", "call_id": call["call_id"], "result": huge}, ["read_file"]
     )
     assert done.text == "The log is huge." and upstream.refused_for_length == 0
+
+
+@pytest.mark.parametrize("agent_runtime_overrides", [{"model": "fake-counted"}], indirect=True)
+async def test_a_model_with_a_tokenizer_is_counted_exactly_and_its_window_used_whole(
+    agent_runtime: RunningAgentRuntime,
+) -> None:
+    """8,000 characters are over the budget by the estimate (÷ 3) but not by the tokenizer (÷ 4): nothing is cut."""
+    upstream = agent_runtime.upstream
+    upstream.context_tokens = WINDOW
+    upstream.reply_tool_calls(("read_file", {"path": "mid.txt"}))
+    upstream.reply_text("Read it.")
+    first = await agent_runtime.send("s-counted", {"type": "user_message", "content": "Read mid.txt"}, ["read_file"])
+    [call] = first.tool_calls
+    result = {"type": "tool_result", "call_id": call["call_id"], "result": {"content": "word " * 1600}}
+    done = await agent_runtime.send("s-counted", result, ["read_file"])
+
+    assert done.text == "Read it." and upstream.tokenized >= 1
+    usage = done.frames[-1]["usage"]
+    assert usage["counted_by"] == "tokenizer" and usage["prompt_tokens"] + 1024 <= WINDOW
+    told = upstream.requests[-1]["messages"][-1]["content"]
+    assert "left out to fit" not in told and len(told) > 8000
+
+
+@pytest.mark.parametrize("agent_runtime_overrides", [{"model": "fake-small"}], indirect=True)
+async def test_a_model_without_a_tokenizer_is_estimated_and_never_refused(agent_runtime: RunningAgentRuntime) -> None:
+    upstream = agent_runtime.upstream
+    for turn in range(3):
+        upstream.reply_text("ok")
+        await agent_runtime.send("s-est", {"type": "user_message", "content": f"{turn} " + "x" * 12_000})
+    assert upstream.tokenized == 0 and upstream.refused_for_length == 0

@@ -26,6 +26,8 @@ from codelab_llm_proxy.api.messages.serving import MessagesService
 from codelab_llm_proxy.api.metrics.api_router import router as metrics_router
 from codelab_llm_proxy.api.models.api_router import router as models_router
 from codelab_llm_proxy.api.models.serving import ModelsService
+from codelab_llm_proxy.api.tokenize.api_router import router as tokenize_router
+from codelab_llm_proxy.api.tokenize.serving import TokenizeService
 from codelab_llm_proxy.core.config import Settings
 from codelab_llm_proxy.core.errors import install_error_handlers
 from codelab_llm_proxy.core.model_registry import ModelRegistry, build_registry
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.limiter = limiter
             app.state.chat_completions = ChatCompletionService(registry, router, limiter, settings.sse_keep_alive_s)
             app.state.messages = MessagesService(app.state.chat_completions, registry)
+            app.state.tokenize = TokenizeService(router, session)
             for model in registry:
                 if model.api_key_env and not model.api_key():
                     log.warning("model_api_key_missing", model=model.name, env_var=model.api_key_env)
@@ -89,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(messages_router)
     app.include_router(metrics_router)
+    app.include_router(tokenize_router)
     add_schemas(app, ChatCompletionRequest, MessagesRequest)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)

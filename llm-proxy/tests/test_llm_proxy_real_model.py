@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -52,6 +53,7 @@ async def real_proxy(local_model_url: str, tmp_path: Path) -> AsyncIterator[Runn
             "context_window": 2048,
             "tool_parser": "json",
             "constrain_tool_calls": True,
+            "tokenizer": "llama.cpp",
         }
     ]
     async with serve_llm_proxy(models, FakeOpenAI(), tmp_path) as proxy:
@@ -80,6 +82,19 @@ async def test_real_model_rejects_a_prompt_beyond_its_context(real_proxy: Runnin
     status, answer = await real_proxy.chat({"model": MODEL, "messages": [{"role": "user", "content": long_prompt}]})
     assert 400 <= status < 500, "a prompt too long for the context is the caller's error, never truncated silently"
     assert answer["error"]["message"]
+
+
+async def test_real_model_counts_a_prompt_with_its_own_tokenizer(real_proxy: RunningLLMProxy) -> None:
+    """ "word " is one token of Qwen's vocabulary: 1,000 of them, plus the chat template's few, count about 1,000."""
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "word " * 1000}]}
+    async with (
+        aiohttp.ClientSession(headers=real_proxy.headers) as session,
+        session.post(f"{real_proxy.url}/v1/llm/tokenize", json=body) as response,
+    ):
+        assert response.status == 200
+        counted = await response.json()
+    assert counted["counted_by"] == "tokenizer"
+    assert 1000 <= counted["prompt_tokens"] <= 1040, counted
 
 
 async def test_real_model_calls_read_file_as_a_native_tool_call(real_proxy: RunningLLMProxy) -> None:

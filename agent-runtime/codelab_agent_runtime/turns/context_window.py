@@ -57,6 +57,7 @@ class Fitted:
     messages: list[dict[str, Any]]
     prompt_tokens: int
     window: int
+    counted_by: str = "estimate"
 
 
 def estimate(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> int:
@@ -91,8 +92,14 @@ class ContextWindow:
         budget = max(budget, window // 4)
         tools_tokens = estimate([], tools)
         messages = _assemble(state, system_prompt)
-        if estimate(messages) + tools_tokens <= budget:
-            return Fitted(messages, estimate(messages) + tools_tokens, window)
+        estimated = estimate(messages) + tools_tokens
+        if estimated <= budget:
+            return Fitted(messages, estimated, window)
+        exact = await self._windows.count(name, messages, tools)
+        if exact is not None:
+            if exact <= budget:
+                return Fitted(messages, exact, window, "tokenizer")
+            budget = budget * estimated // exact  # the estimate's units: what the tokenizer showed it overcounts
         room = budget - tools_tokens
         if self._shorten(state, system_prompt, range(state.summary_upto, state.turn_start), room):
             return self._fitted(state, system_prompt, tools_tokens, window)

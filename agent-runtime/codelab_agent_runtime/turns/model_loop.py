@@ -554,7 +554,7 @@ def _usage(fitted: Fitted, reply: ModelReply) -> dict[str, Any]:
         "prompt_tokens": fitted.prompt_tokens,
         "completion_tokens": len(reply.content) // CHARS_PER_TOKEN,
         "context_window": fitted.window,
-        "counted_by": "estimate",
+        "counted_by": fitted.counted_by,
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -94,6 +94,9 @@ class ModelConfig(BaseModel):
     api_version: str | None = None
     """Azure OpenAI's `api-version` query parameter (provider `azure-openai`)."""
     context_window: int = Field(gt=0)
+    tokenizer: Literal["llama.cpp"] | None = None
+    """Whose tokenizer counts this model's prompts for `POST /v1/llm/tokenize`: `llama.cpp` (its server's `/tokenize`)
+    or none (callers estimate)."""
     tool_parser: str | None = None
     """Recover tool calls this upstream writes as text (`json`); its requests are prepared for that parser (tools as
     a listing in the system message). Unset: tools travel natively."""
@@ -235,6 +238,7 @@ def default_models(settings: Settings) -> list[ModelConfig]:
             base_url=settings.local_model_url,
             context_window=settings.local_model_context_window,
             tool_parser="json",
+            tokenizer="llama.cpp",
             stream_upstream=True,
             max_output_tokens=settings.local_model_max_output_tokens,
             owned_by="codelab-local",

@@ -59,6 +59,8 @@ class FakeOpenAI:
         """When set, a request whose prompt is longer (counted as a tokenizer would, about 4 characters a token) is
         refused as llama.cpp's server refuses it: 400 `exceed_context_size_error`, before any reply is taken."""
         self.refused_for_length = 0
+        self.tokenized = 0
+        """Prompts rendered with the chat template (`/apply-template`), the first half of a count."""
         self.closed_early: list[float] = []
         """`time.monotonic()` of each request the client closed before its answer ended: during the reply's `delay`
         (before the status line) or in the middle of a stream."""
@@ -69,6 +71,9 @@ class FakeOpenAI:
                 # Azure OpenAI's shape of the same endpoint (`?api-version=` lands in `request_meta`).
                 Route("/openai/deployments/{deployment}/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
+                # llama.cpp's server: its chat template and its tokenizer (4 characters a token here).
+                Route("/apply-template", self._apply_template, methods=["POST"]),
+                Route("/tokenize", self._tokenize, methods=["POST"]),
             ]
         )
 
@@ -98,6 +103,21 @@ class FakeOpenAI:
 
     async def _models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": "fake"}]})
+
+    async def _apply_template(self, request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        self.tokenized += 1
+        parts = [orjson.dumps(body.get("tools") or []).decode()]
+        parts += [
+            f"<|{m.get('role')}|>{m.get('content') or ''}{orjson.dumps(m.get('tool_calls') or []).decode()}"
+            for m in body["messages"]
+        ]
+        return JSONResponse({"prompt": "".join(parts)})
+
+    @staticmethod
+    async def _tokenize(request: Request) -> Response:
+        content = str(orjson.loads(await request.body()).get("content") or "")
+        return JSONResponse({"tokens": list(range(len(content) // 4))})
 
     async def _chat(self, request: Request) -> Response:
         body = orjson.loads(await request.body())

@@ -61,6 +61,10 @@ class Router:
         """Every deployment's circuit-breaker state, in configuration order."""
         return [deployment.health() for deployment in self._deployments.values()]
 
+    def chain(self, model: str) -> list[Deployment]:
+        """The model's deployments in the order they are tried (empty for an unknown model)."""
+        return list(self._chains.get(model, ()))
+
     def available(self, model: str) -> bool:
         """Whether some deployment of the model's chain could take a request now (breaker, key)."""
         return any(deployment.unusable() is None for deployment in self._chains.get(model, ()))
