@@ -3,6 +3,7 @@ for the session, every decision kept in the log and listed, and all of it surviv
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -282,3 +283,45 @@ async def test_a_patch_to_approve_goes_as_a_review_to_a_client_that_reviews(
     assert orjson.loads(tool_messages(upstream.requests[1])[call["call_id"]]) == reviewed
     plain = await agent_runtime.send("s-review-2", user("fix add"), tools=["apply_patch"])
     assert [(c["tool_name"], c["requires_approval"]) for c in plain.tool_calls] == [("apply_patch", True)]
+
+
+async def test_a_reject_after_an_approval_is_refused_and_the_result_still_counts(
+    agent_runtime: RunningAgentRuntime,
+) -> None:
+    agent_runtime.upstream.reply_tool_calls(("write_file", {"path": "a.py", "content": "x"}))
+    agent_runtime.upstream.reply_text("Written.")
+    [call] = (await agent_runtime.send("s-late-no", user("write"))).tool_calls
+    await agent_runtime.send("s-late-no", approval(call["call_id"], "approve"))
+
+    late = await agent_runtime.send("s-late-no", approval(call["call_id"], "reject"))
+
+    assert [e["code"] for e in late.errors] == ["INVALID_FORMAT"] and "send its tool_result" in late.errors[0][
+        "content"
+    ]
+    done = await agent_runtime.send("s-late-no", {"type": "tool_result", "call_id": call["call_id"], "result": {}})
+    assert done.text == "Written."
+
+
+async def test_an_error_result_for_a_call_that_asked_records_no_decision(agent_runtime: RunningAgentRuntime) -> None:
+    agent_runtime.upstream.reply_tool_calls(("run_command", {"command": "make"}))
+    agent_runtime.upstream.reply_text("make failed.")
+    [call] = (await agent_runtime.send("s-err", user("build"))).tool_calls
+    failed = {"type": "tool_result", "call_id": call["call_id"], "error": "Rejected by user: later"}
+    done = await agent_runtime.send("s-err", failed)
+    assert done.of_type("approval_recorded") == []
+    status, listed = await approvals_of(agent_runtime, "s-err")
+    assert status == 200 and listed["decisions"] == []
+
+
+@pytest.mark.parametrize("agent_runtime_overrides", [{"tool_timeout_s": 0.3}], indirect=True)
+async def test_a_review_waits_as_long_as_an_approval_not_a_tool_result(agent_runtime: RunningAgentRuntime) -> None:
+    agent_runtime.upstream.reply_tool_calls(("apply_patch", {"patch": PATCH}))
+    agent_runtime.upstream.reply_text("Done.")
+    first = await agent_runtime.send("s-slow-review", user("fix"), tools=["apply_patch", "apply_patch_review"])
+    [call] = first.tool_calls
+    await asyncio.sleep(1.5)  # five times the tool timeout; the user is still reviewing
+    reviewed = {"success": True, "hunks": [{"id": "calc.py#1", "status": "accepted"}], "files_changed": ["calc.py"]}
+    done = await agent_runtime.send(
+        "s-slow-review", {"type": "tool_result", "call_id": call["call_id"], "result": reviewed}
+    )
+    assert done.errors == [] and done.text == "Done."

@@ -74,7 +74,9 @@ async def test_fifty_turns_with_large_tool_outputs_never_overflow_the_window(
     assert summarised, "the earlier turns were summarised with the model"
     last = upstream.requests[-1]["messages"]
     assert "Summary: the user had files read" in last[0]["content"]
-    assert "- Read big0.txt" in last[0]["content"], "every request of the user is kept word for word"
+    assert "- Read big30.txt" in last[0]["content"], "the user's requests are kept word for word"
+    assert "earlier requests)" in last[0]["content"], "only the latest 40, so the summary does not grow without end"
+    assert len(last[0]["content"]) < 6000
     assert any("left out to fit the context window; call read_file again" in (m["content"] or "") for m in last)
     status, session = await agent_runtime.session("s-long")
     assert status == 200 and len(session["messages"]) == 50 * 4, "the session keeps every message"

@@ -472,7 +472,7 @@ class AgentSession:
             recorded = await self._approval(turn, call)
             if recorded is None:
                 return  # rejected: nothing runs, and the agent already told the model
-            arguments = recorded.get("arguments") or arguments
+            arguments = recorded["arguments"] if isinstance(recorded.get("arguments"), dict) else arguments
         outcome = await self.executor.execute(call.tool_name, arguments)
         result = outcome.result
         error: str | None = outcome.error

@@ -90,3 +90,19 @@ async def test_a_patch_goes_through_review_end_to_end(gateway: Any, workspace: P
     [recorded] = [f for f in result.frames if f["type"] == "approval_recorded"]
     assert (recorded["decision"], recorded["source"]) == ("edit", "review")
     assert (workspace / "f.txt").read_text() == SOURCE.replace("line 12\n", "TWELVE\n")
+
+
+async def test_two_sections_for_one_file_get_their_own_hunk_ids(workspace: Path) -> None:
+    (workspace / "f.txt").write_text(SOURCE)
+    section = "--- a/f.txt\n+++ b/f.txt\n@@ -{0},1 +{0},1 @@\n-line {0}\n+{1}\n"
+    twice = section.format(2, "TWO") + section.format(12, "TWELVE")
+    seen: list[HunkView] = []
+    decide = {"f.txt#1": HunkDecision("f.txt#1", "rejected"), "f.txt#2": HunkDecision("f.txt#2", "accepted")}
+    outcome = await ToolExecutor(workspace, review=reviewer(decide, seen)).execute(
+        "apply_patch_review", {"patch": twice}
+    )
+    assert [hunk.id for hunk in seen] == ["f.txt#1", "f.txt#2"]
+    assert outcome.ok, outcome.error
+    assert (workspace / "f.txt").read_text() == SOURCE.replace("line 12\n", "TWELVE\n"), (
+        "the rejected hunk is not written"
+    )

@@ -258,6 +258,24 @@ async def test_an_approved_call_runs_only_once_recorded_and_with_the_recorded_ar
         assert (await asyncio.wait_for(task, 10)).status is TurnStatus.COMPLETED
 
 
+async def test_the_recorded_arguments_run_even_when_the_user_emptied_them(fake: FakeGateway, folder: Path) -> None:
+    (folder / "sub").mkdir()
+    (folder / "sub" / "inner.txt").write_text("x")
+    async with open_session(fake, folder) as session:
+        gateway = await fake.accept()
+        task, message_id = await start_turn(session, gateway, "list")
+        await gateway.send(
+            ack(message_id, 1),
+            tool_call(message_id, 2, "call_1", "list_files", {"path": "sub"}, approval=True),
+        )
+        assert (await gateway.recv())["type"] == "approval"
+        await gateway.send(approval_recorded(message_id, 3, "call_1", "list_files", {}))
+        result = await gateway.recv()
+        assert "inner.txt" not in str(result), "the edited call ran, not the one first asked"
+        await gateway.send(final(message_id, 4))
+        await asyncio.wait_for(task, 10)
+
+
 async def test_a_replayed_decision_is_not_asked_again(fake: FakeGateway, folder: Path) -> None:
     asked: list[str] = []
 

@@ -74,7 +74,7 @@ async def test_the_ides_real_tool_results_all_reach_the_model(gateway: RunningGa
     tool_messages = [m["content"] for m in gateway.upstream.requests[-1]["messages"] if m["role"] == "tool"]
     assert len(tool_messages) == len(names)
     expected = ["lines_read", "bytes_written", "lib/main.dart", "On branch main", "file_not_found"]
-    expected += ['"rejected_by_user":true,"user_feedback":"write_file"', "Unsupported tool: apply_patch"]
+    expected += ['"rejected_by_user":true,"note":"Do not make this call again', "Unsupported tool: apply_patch"]
     for content, snippet in zip(tool_messages, expected, strict=True):
         assert snippet in content
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import os
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from codelab_common.protocol import ApprovalRule
 from codelab_common.protocol.approvals import DEFAULT_POLICY
 from codelab_common.settings import Key, ServiceSettings
 from codelab_common.sse import DEFAULT_KEEP_ALIVE_S
+
+ENV_PREFIX = "AGENT_RUNTIME__"
 
 
 class Settings(ServiceSettings):
@@ -17,7 +21,7 @@ class Settings(ServiceSettings):
     The defaults run on one machine next to llm-proxy and the embedded local model.
     """
 
-    model_config = SettingsConfigDict(env_prefix="AGENT_RUNTIME__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     port: int = 8001
     llm_proxy_url: str = "http://127.0.0.1:8002"
@@ -39,6 +43,17 @@ class Settings(ServiceSettings):
         "rule; no match asks; see docs/approvals.md). The default lets reads, searches and git_diff run and asks "
         "before writes, patches, new folders and commands",
     )
+
+    @model_validator(mode="after")
+    def _no_replaced_settings(self) -> Settings:
+        """A deployment that still sets the list this policy replaced would run with a looser policy than it wrote."""
+        if os.environ.get(f"{ENV_PREFIX}APPROVAL_REQUIRED") is not None:
+            raise ValueError(
+                f"{ENV_PREFIX}APPROVAL_REQUIRED was replaced by {ENV_PREFIX}APPROVAL_POLICY: write its tools as "
+                '[{"tool": "<name>", "action": "ask"}, ...] (docs/approvals.md) and unset it'
+            )
+        return self
+
     approval_timeout_s: float = Field(
         default=1800.0,
         gt=0,

@@ -8,9 +8,9 @@ does not fit, in this order, until it does:
 
 1. tool results of earlier turns are shortened, oldest first, to their first lines and a marker saying how much was
    left out and how to see it again;
-2. the earlier turns are summarised by the model, with every request the user made and every file changed listed
-   word for word after the model's summary; the summary goes into the system message and those turns are no longer
-   sent (the session keeps them);
+2. the earlier turns are summarised by the model, with the user's requests (the latest 40) and the files changed
+   listed word for word after the model's summary; the summary goes into the system message and those turns are no
+   longer sent (the session keeps them); a later summary replaces it, the model reading the one before;
 3. tool results of the turn in progress are shortened, oldest first;
 4. the longest messages are cut to what fits.
 
@@ -45,6 +45,9 @@ MARGIN = 0.05
 KEPT_CHARS = 300
 """What is left of a shortened tool result."""
 CHANGE_TOOLS = frozenset({"write_file", "edit_file", "apply_patch", "create_directory"})
+MAX_REQUESTS = 40
+MAX_FILES = 60
+"""The summary lists at most this many of the user's requests (the latest) and files changed."""
 SUMMARY_PROMPT = (
     "You summarise the earlier part of a conversation between a user and a coding assistant, for the assistant "
     "to continue from. In at most 12 short lines: what the user wanted, what was found, what was done, what is "
@@ -108,6 +111,9 @@ class ContextWindow:
             return self._fitted(state, system_prompt, tools_tokens, window)
         if self._shorten(state, system_prompt, range(state.turn_start, len(state.messages)), room):
             return self._fitted(state, system_prompt, tools_tokens, window)
+        cap = room * CHARS_PER_TOKEN // 2
+        if state.summary and len(state.summary) > cap:
+            state.summary = "[…]" + state.summary[-cap:]  # the summary itself may take half the room at most
         messages = _cut_to_fit(_assemble(state, system_prompt), room)
         log.warning("context_cut", session_id=state.session_id, window=window)
         return Fitted(messages, estimate(messages) + tools_tokens, window)
@@ -153,9 +159,8 @@ class ContextWindow:
             return
         older = state.messages[state.summary_upto : keep_from]
         prose = await self._model_summary(state, older, model, room)
-        facts = _facts(older)
-        previous = f"{state.summary}\n" if state.summary else ""
-        state.summary = f"{previous}{prose}\n{facts}".strip()
+        # The new summary replaces the one before (the model saw it); the facts cover every summarised turn.
+        state.summary = f"{prose}\n{_facts(state.messages[:keep_from])}".strip()
         state.summary_upto = keep_from
         log.info("context_summarised", session_id=state.session_id, messages=len(older), chars=len(state.summary))
 
@@ -215,7 +220,7 @@ def _facts(older: list[dict[str, Any]]) -> str:
         if message.get("role") == "user":
             text = str(message.get("content") or "")
             text = text.rsplit("My request:", 1)[-1].strip()
-            requests.append(text[:300])
+            requests.append(text[:200])
         for call in message.get("tool_calls") or ():
             function = call.get("function", {})
             if function.get("name") in CHANGE_TOOLS:
@@ -226,9 +231,13 @@ def _facts(older: list[dict[str, Any]]) -> str:
                 for path in call_paths(function["name"], arguments if isinstance(arguments, dict) else {}):
                     if path not in changed:
                         changed.append(path)
-    lines = ["The user's requests so far:", *(f"- {request}" for request in requests)]
+    lines = ["The user's requests so far:"]
+    if len(requests) > MAX_REQUESTS:
+        lines.append(f"- ({len(requests) - MAX_REQUESTS} earlier requests)")
+    lines += [f"- {request}" for request in requests[-MAX_REQUESTS:]]
     if changed:
-        lines.append(f"Files changed so far: {', '.join(changed)}")
+        more = f" and {len(changed) - MAX_FILES} more" if len(changed) > MAX_FILES else ""
+        lines.append(f"Files changed so far: {', '.join(changed[-MAX_FILES:])}{more}")
     return "\n".join(lines)
 
 

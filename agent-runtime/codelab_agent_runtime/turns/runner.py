@@ -43,6 +43,7 @@ from codelab_agent_runtime.turns.frames import Frame, StepEnd
 from codelab_agent_runtime.turns.model_loop import REVIEW_TOOL, ModelLoop, new_id
 from codelab_agent_runtime.turns.writer import EventWriter
 from codelab_common import tracing
+from codelab_common.patches import patch_problem
 from codelab_common.protocol import (
     Ack,
     AgentRequest,
@@ -231,8 +232,9 @@ class Turns:
                 pending=[c.call_id for c in state.awaiting()],
             )
         writer = EventWriter(self._store, self._feeds, lease, stored.last_seq)
-        if call.approval == "pending":
-            # The client asked the user itself and ran the call (the IDE does): that was the user's approval.
+        if call.approval == "pending" and result.error is None:
+            # The client asked the user itself and ran the call (the IDE does): that was the user's approval. An
+            # error says nothing sure about a decision (a refusal, or a failure), so none is recorded for it.
             decided = Approval(call_id=call.call_id, decision=ApprovalDecision.APPROVE)
             writer.append(self._approved(state, call, decided, ApprovalSource.TOOL_RESULT))
         if call.wire_name == REVIEW_TOOL and isinstance(result.result, dict):
@@ -285,6 +287,12 @@ class Turns:
                 pending=[c.call_id for c in state.awaiting()],
             )
         rejecting = approval.decision is ApprovalDecision.REJECT
+        if call.approval == "approved":
+            raise InputRefused(
+                ErrorCode.INVALID_FORMAT,
+                f"Tool call {call.call_id} was approved and may be running: send its tool_result.",
+                call_id=call.call_id,
+            )
         if call.approval != "pending" and not rejecting:
             raise InputRefused(
                 ErrorCode.INVALID_FORMAT,
@@ -316,6 +324,9 @@ class Turns:
             arguments = tool_messages.parse_arguments(spec, orjson.dumps(edited).decode())
         except tool_messages.InvalidArguments as exc:
             raise InputRefused(ErrorCode.INVALID_FORMAT, f"edited arguments: {exc}", call_id=call.call_id) from None
+        problem = patch_problem(arguments["patch"]) if spec.name == "apply_patch" else None
+        if problem is not None:
+            raise InputRefused(ErrorCode.INVALID_FORMAT, f"edited patch: {problem}", call_id=call.call_id)
         verdict = decide(spec.name, arguments, self._settings.approval_policy, state.approval_rules)
         if verdict.action is RuleAction.DENY:
             rule = verdict.rule.describe() if verdict.rule is not None else "deny"
@@ -646,8 +657,8 @@ class Turns:
         return min(call.since + self._timeout_s(call) for call in awaiting) if awaiting else None
 
     def _timeout_s(self, call: PendingCall) -> float:
-        """How long the call may wait: for the user's decision, or for its result."""
-        if call.approval == "pending":
+        """How long the call may wait: for the user's decision (a review is one), or for its result."""
+        if call.approval == "pending" or call.wire_name == REVIEW_TOOL:
             return self._settings.approval_timeout_s
         return self._settings.tool_timeout_s
 

@@ -9,6 +9,7 @@ changes that were made.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,18 +30,18 @@ async def apply_patch_review(ctx: ToolContext, arguments: Mapping[str, Any]) -> 
         files = parse_patch(text)
     except PatchError as exc:
         raise ToolError("invalid_patch", str(exc)) from None
+    ids = _hunk_ids(files)
     views = [
-        HunkView(f"{file.path}#{number}", file.path, hunk_text(hunk))
-        for file in files
-        for number, hunk in enumerate(file.hunks, start=1)
+        HunkView(hunk_id, file.path, hunk_text(hunk))
+        for file, file_ids in zip(files, ids, strict=True)
+        for hunk, hunk_id in zip(file.hunks, file_ids, strict=True)
     ]
     decided = {decision.id: decision for decision in await ctx.review(views)}
     kept: list[FilePatch] = []
     report: list[dict[str, Any]] = []
-    for file in files:
+    for file, file_ids in zip(files, ids, strict=True):
         hunks = []
-        for number, hunk in enumerate(file.hunks, start=1):
-            hunk_id = f"{file.path}#{number}"
+        for hunk, hunk_id in zip(file.hunks, file_ids, strict=True):
             decision = decided.get(hunk_id) or HunkDecision(hunk_id, "rejected", reason="not reviewed")
             entry: dict[str, Any] = {"id": hunk_id, "status": decision.status}
             if decision.status == "edited" and decision.text is not None:
@@ -61,3 +62,17 @@ async def apply_patch_review(ctx: ToolContext, arguments: Mapping[str, Any]) -> 
         applied = await asyncio.to_thread(apply_patch, ctx, {"patch": patch})
         applied.pop("success", None)
     return {"success": True, "hunks": report, **applied}
+
+
+def _hunk_ids(files: list[FilePatch]) -> list[list[str]]:
+    """`path#n` for every hunk, n counting that path's hunks from 1 across the whole patch (a path may have more
+    than one section), so no two hunks share an id."""
+    seen: Counter[str] = Counter()
+    ids = []
+    for file in files:
+        file_ids = []
+        for _ in file.hunks:
+            seen[file.path] += 1
+            file_ids.append(f"{file.path}#{seen[file.path]}")
+        ids.append(file_ids)
+    return ids

@@ -134,4 +134,6 @@ def ide_rejection(frame: object) -> Approval | None:
     if not isinstance(frame, ToolResult) or not (frame.error or "").startswith(IDE_REJECTION_PREFIX):
         return None
     feedback = (frame.error or "")[len(IDE_REJECTION_PREFIX) :].strip()[:4000]
+    if feedback in ("", frame.tool_name):
+        feedback = ""  # the IDE writes its tool's name there, not the user's words
     return Approval(call_id=frame.call_id, decision=ApprovalDecision.REJECT, feedback=feedback or None)

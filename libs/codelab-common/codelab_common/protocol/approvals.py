@@ -13,10 +13,12 @@ How a call is decided, from every rule that matches it:
 3. `ask` beats `allow` when they tie; a call no rule matches asks.
 
 A path condition is a glob (`fnmatch`: `*` also crosses `/`, so `tests/*` covers `tests/a/b.py`) matched against
-the normalised relative path; a path that is absolute or leaves the workspace (`..`) matches no `allow` rule. A
-command condition matches the command itself or the command followed by a space (`pytest` covers `pytest -q` but not
-`pytestx`); a command with shell control characters (`;`, `&`, `|`, `$(`, backquotes, redirections, newlines)
-matches no `allow` rule, and a `deny` rule matches any part of it.
+the normalised relative path (an `apply_patch` touches every path its parsed diff names, renames included); a path
+that is absolute or leaves the workspace (`..`) matches no `allow` rule and every `deny` rule with a path. A command
+condition matches on words (`pytest` covers `pytest -q` but not `pytestx`; spacing does not matter); a command with
+shell control characters (`;`, `&`, `|`, `$(`, backquotes, redirections, newlines) matches no `allow` rule, and a
+`deny` rule matches any part of it. A folder a call lists or searches is matched as that folder: a `deny` on
+`secrets/*` does not stop `list_files .` or `search_in_project .` from reaching into it.
 """
 
 from __future__ import annotations
@@ -32,13 +34,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from codelab_common.patches import PatchError, parse_patch
 from codelab_common.protocol.tools import resolve
 
-PATH_TOOLS = frozenset({"read_file", "write_file", "edit_file", "list_files", "create_directory", "search_in_project"})
+PATH_TOOLS = frozenset(
+    {"read_file", "write_file", "edit_file", "list_files", "create_directory", "search_in_project", "git_diff"}
+)
+FOLDER_TOOLS = frozenset({"list_files", "search_in_project", "git_diff"})
+"""Tools whose path defaults to the project's root."""
 COMMAND_TOOLS = frozenset({"run_command"})
 _SHELL_CONTROL = re.compile(r"[;&|`<>\n]|\$\(")
 _SHELL_SPLIT = re.compile(r"\|\||&&|[;&|\n]")
-_PATCH_PATH = re.compile(r"^(?:\+\+\+|---) (?:[ab]/)?(\S+)", re.MULTILINE)
 
 
 class RuleAction(StrEnum):
@@ -98,7 +104,11 @@ class ApprovalRule(BaseModel):
             if tool not in COMMAND_TOOLS or not isinstance(command, str):
                 return False
             if self.action is RuleAction.DENY:
-                return any(_command_matches(self.command, part) for part in _SHELL_SPLIT.split(command))
+                parts = _SHELL_SPLIT.split(command)
+                prefix = " ".join(self.command.split())
+                return any(
+                    _command_matches(self.command, part) or " ".join(part.split()).startswith(prefix) for part in parts
+                )
             return not _SHELL_CONTROL.search(command) and _command_matches(self.command, command)
         return True
 
@@ -131,12 +141,14 @@ def call_paths(tool: str, arguments: dict[str, Any]) -> list[str]:
     """The workspace paths a call touches, as written (empty for tools that take none)."""
     if tool == "apply_patch":
         patch = arguments.get("patch")
-        if not isinstance(patch, str):
+        try:
+            files = parse_patch(patch) if isinstance(patch, str) else []
+        except PatchError:
             return []
-        return sorted({path for path in _PATCH_PATH.findall(patch) if path != "/dev/null"})
+        return sorted({path for file in files for path in (file.old_path, file.new_path) if path is not None})
     if tool in PATH_TOOLS:
         path = arguments.get("path")
-        return [path] if isinstance(path, str) else ["."] if tool in ("list_files", "search_in_project") else []
+        return [path] if isinstance(path, str) else ["."] if tool in FOLDER_TOOLS else []
     return []
 
 
@@ -153,11 +165,16 @@ def narrowest_rule(tool: str, arguments: dict[str, Any]) -> ApprovalRule:
     paths = [_normalise(path) for path in call_paths(name, arguments)]
     if paths and all(path is not None for path in paths):
         folders = {posixpath.dirname(path) for path in paths if path is not None}
-        if len(paths) == 1 and folders == {""}:
-            return ApprovalRule(tool=name, path=paths[0])
+        if len(paths) == 1 and folders == {""} and paths[0]:
+            return ApprovalRule(tool=name, path=_escape(paths[0] or ""))
         common = posixpath.commonpath(sorted(folders)) if "" not in folders else ""
-        return ApprovalRule(tool=name, path=f"{common}/*" if common else "*")
+        return ApprovalRule(tool=name, path=f"{_escape(common)}/*" if common else "*")
     return ApprovalRule(tool=name)
+
+
+def _escape(path: str) -> str:
+    """A path as a glob that matches only itself (`[`, `*`, `?` bracketed)."""
+    return re.sub(r"([\[*?])", r"[\1]", path)
 
 
 def parse_rules(values: Iterable[dict[str, Any] | ApprovalRule]) -> list[ApprovalRule]:
@@ -190,15 +207,22 @@ def _normalise(path: str) -> str | None:
 
 
 def _path_matches(pattern: str, path: str, *, strict: bool) -> bool:
+    """`strict` (an allow): the path must normalise inside the project; otherwise (a deny) one that does not
+    normalise matches whatever the pattern."""
     normal = _normalise(path)
     if normal is None:
-        return not strict and fnmatch.fnmatchcase(path, pattern)
+        return not strict
     return fnmatch.fnmatchcase(normal or ".", pattern)
 
 
 def _command_matches(prefix: str, command: str) -> bool:
-    command = command.strip()
-    return command == prefix or command.startswith(prefix + " ")
+    """Whether `command` begins with the words of `prefix`; a command that does not split into words (an unclosed
+    quote) matches nothing here, so an allow does not cover it (a deny checks its parts by text as well)."""
+    try:
+        words, wanted = shlex.split(command), shlex.split(prefix)
+    except ValueError:
+        return False
+    return bool(wanted) and words[: len(wanted)] == wanted
 
 
 DEFAULT_POLICY: tuple[ApprovalRule, ...] = (
