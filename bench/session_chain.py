@@ -296,6 +296,11 @@ class Tally:
         return percentile([t.seconds for t in self.turns if t.ok], q) * 1000
 
 
+def slowest(values: list[float], count: int) -> list[tuple[float, int]]:
+    """The `count` largest values with their 1-based place in the run."""
+    return sorted(((value, index + 1) for index, value in enumerate(values)), reverse=True)[:count]
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -791,7 +796,8 @@ async def run(args: argparse.Namespace) -> None:
         print(
             f"- resume: {len(resume.to_last)} of {resume.tries} sessions reconnected with last_seq after "
             f"{frames} frames were written without them: connect → last replayed frame p50 "
-            f"{percentile(resume.to_last, 0.5) * 1000:.1f} ms, p99 {p99:.1f} ms (target ≤ 50 ms: "
+            f"{percentile(resume.to_last, 0.5) * 1000:.1f} ms, p99 {p99:.1f} ms (slowest: "
+            f"{', '.join(f'#{i} {t * 1000:.0f} ms' for t, i in slowest(resume.to_last, 3))}) (target ≤ 50 ms: "
             f"{'met' if p99 <= 50 else 'not met'}); connect → socket open p50 "
             f"{percentile(resume.to_open, 0.5) * 1000:.1f} ms, → first frame p50 "
             f"{percentile(resume.to_first, 0.5) * 1000:.1f} ms; errors {errors_text(resume.errors)}"
