@@ -4,7 +4,8 @@ from typing import Any
 
 import orjson
 
-from codelab_gateway.transport.dialects import IdeDialect, StreamDialect, frame_type
+from codelab_common.protocol import frame_type
+from codelab_gateway.transport.dialects import IdeDialect, StreamDialect
 
 
 def _log(*frames: dict[str, Any]) -> list[str]:

@@ -21,7 +21,7 @@ bytes and the model server's prompt cache keeps them. A session never fails beca
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 import structlog
@@ -60,7 +60,7 @@ class Fitted:
     messages: list[dict[str, Any]]
     prompt_tokens: int
     window: int
-    counted_by: str = "estimate"
+    counted_by: Literal["tokenizer", "estimate"] = "estimate"
 
 
 def estimate(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> int:

@@ -46,7 +46,7 @@ from codelab_agent_runtime.turns.frames import Frame, StepEnd
 from codelab_agent_runtime.turns.prompt import system_prompt
 from codelab_common import tracing
 from codelab_common.patches import patch_problem
-from codelab_common.protocol import ErrorCode, RuleAction, StepStatus, StopReason, ToolCall
+from codelab_common.protocol import ErrorCode, RuleAction, StepStatus, StopReason, ToolCall, Usage
 from codelab_common.protocol.approvals import decide
 
 log = structlog.get_logger(__name__)
@@ -243,7 +243,10 @@ class ModelLoop:
         policy = self._settings.approval_policy
         for call in wanted:
             spec = toolset.lookup(call.name)
-            if spec is None or decide(spec.name, call.arguments, policy, state.approval_rules).action != "allow":
+            if (
+                spec is None
+                or decide(spec.name, call.arguments, policy, state.approval_rules).action is not RuleAction.ALLOW
+            ):
                 continue
             calls.append(
                 PendingCall(
@@ -550,12 +553,13 @@ def _rejected(call_id: str, name: str, error: str) -> PendingCall:
 
 
 def _usage(fitted: Fitted, reply: ModelReply) -> dict[str, Any]:
-    return {
-        "prompt_tokens": fitted.prompt_tokens,
-        "completion_tokens": len(reply.content) // CHARS_PER_TOKEN,
-        "context_window": fitted.window,
-        "counted_by": fitted.counted_by,
-    }
+    usage = Usage(
+        prompt_tokens=fitted.prompt_tokens,
+        completion_tokens=len(reply.content) // CHARS_PER_TOKEN,
+        context_window=fitted.window,
+        counted_by=fitted.counted_by,
+    )
+    return usage.model_dump()
 
 
 def _denied(call_id: str, name: str, rule: str) -> PendingCall:

@@ -61,6 +61,7 @@ from codelab_common.protocol import (
     StopReason,
     ToolResult,
     UserMessage,
+    frame_type,
     resolve,
 )
 from codelab_common.protocol.agent_api import tool_timeout_error
@@ -734,13 +735,13 @@ class Turns:
             page = await self._store.events_after(session_id, cursor)
             if not page:
                 break
-            decisions += [ApprovalRecorded.model_validate_json(text) for _, text in page if _is_decision(text)]
+            decisions += [
+                ApprovalRecorded.model_validate_json(text)
+                for _, text in page
+                if frame_type(text) == "approval_recorded"
+            ]
             cursor = page[-1][0]
         return ApprovalsView(session_id=session_id, decisions=decisions, rules=stored.state.approval_rules)
-
-
-def _is_decision(text: str) -> bool:
-    return text.startswith('{"type":"approval_recorded"')
 
 
 def _decided(state: SessionState, frame: ToolResult | Approval) -> bool:

@@ -34,6 +34,7 @@ from codelab_common.protocol import (
     StopReason,
     ToolResult,
     UserMessage,
+    frame_type,
 )
 from codelab_gateway.core.metrics import GatewayMetrics
 from codelab_gateway.sessions.hub import SessionHub
@@ -43,7 +44,6 @@ from codelab_gateway.transport.dialects import (
     IdeDialect,
     StreamDialect,
     dialect_named,
-    frame_type,
     ide_rejection,
 )
 from codelab_gateway.transport.inbound import FrameError, parse_frame

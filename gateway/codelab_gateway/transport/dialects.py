@@ -19,19 +19,9 @@ from typing import Any, Protocol
 
 import orjson
 
-from codelab_common.protocol import Approval, ApprovalDecision, ToolResult
+from codelab_common.protocol import Approval, ApprovalDecision, ToolResult, frame_type
 
 IDE_REJECTION_PREFIX = "Операция отклонена:"
-
-
-def frame_type(text: str) -> str:
-    """The `type` of a frame as agent-runtime writes it (`{"type":"...",...}`), without parsing the rest."""
-    if text.startswith('{"type":"'):
-        end = text.find('"', 9)
-        if end > 0:
-            return text[9:end]
-    kind = orjson.loads(text).get("type")
-    return kind if isinstance(kind, str) else ""
 
 
 class Dialect(Protocol):

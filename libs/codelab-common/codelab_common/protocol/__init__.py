@@ -36,6 +36,7 @@ from codelab_common.protocol.frames import (
     TurnInput,
     Usage,
     UserMessage,
+    frame_type,
     inbound_frame_adapter,
     outbound_frame_adapter,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "Usage",
     "UserMessage",
     "events_path",
+    "frame_type",
     "inbound_frame_adapter",
     "input_path",
     "outbound_frame_adapter",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from codelab_common.protocol.approvals import ApprovalRule
@@ -254,3 +255,14 @@ OutboundFrame = Annotated[
 outbound_frame_adapter: TypeAdapter[
     Ack | AssistantMessage | ToolCall | ApprovalRecorded | PlanUpdate | PlanProgress | ErrorFrame
 ] = TypeAdapter(OutboundFrame)
+
+
+def frame_type(text: str) -> str:
+    """The `type` of a logged frame's JSON text (agent-runtime writes `{"type":"...",...}`), without parsing the rest
+    when it can."""
+    if text.startswith('{"type":"'):
+        end = text.find('"', 9)
+        if end > 0:
+            return text[9:end]
+    kind = orjson.loads(text).get("type")
+    return kind if isinstance(kind, str) else ""
