@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 
 from codelab_common.auth import InternalAuthMiddleware
+from codelab_common.body_limit import BodyLimitMiddleware
 from codelab_common.health import HEALTH_PATHS, health_router, next_hop_health
 from codelab_common.http_errors import install_error_handlers
 from codelab_common.metrics import open_metrics_paths
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="CodeLab gateway", version="0.1.0", lifespan=lifespan, telemetry=NO_NATIVE_TELEMETRY)
     app.state.settings = settings
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         InternalAuthMiddleware,
         api_key=settings.internal_api_key.get_secret_value(),

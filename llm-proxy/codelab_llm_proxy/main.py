@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI, Request
 
 from codelab_common.auth import InternalAuthMiddleware
+from codelab_common.body_limit import BodyLimitMiddleware
 from codelab_common.health import HEALTH_PATHS, health_router
 from codelab_common.metrics import open_metrics_paths
 from codelab_common.openapi import add_schemas
@@ -31,7 +32,6 @@ from codelab_llm_proxy.api.tokenize.serving import TokenizeService
 from codelab_llm_proxy.core.config import Settings
 from codelab_llm_proxy.core.errors import install_error_handlers
 from codelab_llm_proxy.core.model_registry import ModelRegistry, build_registry
-from codelab_llm_proxy.middleware.body_limit import BodyLimitMiddleware
 from codelab_llm_proxy.services.observability import ObservabilityMiddleware, ProxyMetrics
 from codelab_llm_proxy.services.providers import provider_names
 from codelab_llm_proxy.services.rate_limit import RateLimiter, rate_limiter
@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router)
     app.include_router(tokenize_router)
     add_schemas(app, ChatCompletionRequest, MessagesRequest)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, code="request_too_large")
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.add_middleware(
         InternalAuthMiddleware,

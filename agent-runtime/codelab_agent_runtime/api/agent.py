@@ -16,12 +16,12 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any
 
-import orjson
 import structlog
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from codelab_agent_runtime.core.config import Settings
 from codelab_agent_runtime.store.sessions import Event
@@ -51,7 +51,10 @@ FAILED = "agent-runtime failed to take this input; try again."
 
 
 async def _read(request: Request, session_id: str | None = None) -> AgentRequest:
-    """The body as JSON whatever its Content-Type says, so a hand-written `curl -d` works too."""
+    """The body as JSON whatever its Content-Type says, so a hand-written `curl -d` works too.
+
+    Both routes parse with pydantic's JSON parser, which refuses nesting over 200 levels (a 400 INVALID_FORMAT):
+    whatever it accepts, orjson can write back into the session's log (it stops at 255)."""
     raw = await request.body()
     try:
         body = AgentRequest.model_validate_json(raw) if session_id is None else _with_session(raw, session_id)
@@ -65,9 +68,9 @@ async def _read(request: Request, session_id: str | None = None) -> AgentRequest
 
 def _with_session(raw: bytes, session_id: str) -> AgentRequest:
     try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        data = raw
+        data = from_json(raw)
+    except ValueError:
+        return AgentRequest.model_validate_json(raw)  # not JSON, or nested too deep: raises the parser's error
     if isinstance(data, dict) and "session_id" not in data:
         data = {**data, "session_id": session_id}
     body = AgentRequest.model_validate(data)

@@ -23,6 +23,12 @@ Key = Annotated[SecretStr, AfterValidator(_not_blank)]
 start with the setting's name instead of answering 500 later."""
 
 
+DEFAULT_MAX_BODY_BYTES = 4 << 20
+"""agent-runtime's inputs are the largest bodies between the services: a tool result the gateway forwards from one
+WebSocket frame (`GATEWAY__MAX_FRAME_BYTES`, 1 MiB) in a small JSON envelope; 4 MiB leaves room for a frame limit
+raised to a few MiB. The gateway's own HTTP endpoints take no body at all."""
+
+
 class ServiceSettings(BaseSettings):
     """Base of every service's settings. Subclasses set `env_prefix` (e.g. `GATEWAY__`)."""
 
@@ -47,3 +53,5 @@ class ServiceSettings(BaseSettings):
     """One JSON object per log line (false: readable lines for a terminal)."""
     metrics_open: bool = False
     """Serve GET /metrics without X-Internal-Auth (for a Prometheus that scrapes without headers)."""
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    """Larger request bodies are refused with 413 (TOO_LARGE) before they are parsed, chunked ones included."""

@@ -1,8 +1,13 @@
 """Refuse request bodies over a size limit with 413 before anything parses them.
 
-A declared `Content-Length` over the limit is refused without reading; a chunked body is read up to the limit and
-refused as soon as it passes it. An accepted body is handed on as one message, after which the original `receive`
-takes over again, so the app still learns of the client's disconnect.
+Every service mounts `BodyLimitMiddleware` inside the internal-auth check (so a caller without the key is refused
+before any of its body is read) with its `max_body_bytes` setting. A declared `Content-Length` over the limit is
+refused without reading; a chunked body (no `Content-Length`) is read up to the limit and refused as soon as it
+passes it. An accepted body is handed on as one message, after which the original `receive` takes over again, so
+the app still learns of the client's disconnect. WebSockets pass untouched (their frames have their own limit).
+
+The answer is the project's envelope, `{"error": {"message", "type": "invalid_request_error", "code"}}`, with
+`code` TOO_LARGE (llm-proxy keeps OpenAI's spelling, `request_too_large`).
 """
 
 from __future__ import annotations
@@ -12,11 +17,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from codelab_common.http_errors import error_body
 
+TOO_LARGE = "TOO_LARGE"
+
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, code: str = TOO_LARGE) -> None:
+        if max_bytes <= 0:
+            raise ValueError("the body limit must be a positive number of bytes")
         self.app = app
         self._max = max_bytes
+        self._code = code
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,13 +55,8 @@ class BodyLimitMiddleware:
         await self.app(scope, _replay({"type": "http.request", "body": body, "more_body": False}, receive), send)
 
     async def _refuse(self, send: Send) -> None:
-        body = orjson.dumps(
-            error_body(
-                f"request body is larger than the limit of {self._max} bytes",
-                "invalid_request_error",
-                "request_too_large",
-            )
-        )
+        message = f"request body is larger than the limit of {self._max} bytes"
+        body = orjson.dumps(error_body(message, "invalid_request_error", self._code))
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
