@@ -6,24 +6,26 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiohttp
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 
 from codelab_agent_runtime.api import agent, metrics, sessions
+from codelab_agent_runtime.api.deps import NotYourSession
 from codelab_agent_runtime.core.config import Settings
 from codelab_agent_runtime.core.errors import validation_code
 from codelab_agent_runtime.core.metrics import AgentMetrics
 from codelab_agent_runtime.llm.client import LLMClient, client_timeout
 from codelab_agent_runtime.llm.models import ModelWindows
+from codelab_agent_runtime.store.owners import Owners
 from codelab_agent_runtime.store.sessions import SqlSessionStore
 from codelab_agent_runtime.turns.feed import Feeds
 from codelab_agent_runtime.turns.runner import Turns
 from codelab_common.auth import InternalAuthMiddleware
 from codelab_common.body_limit import BodyLimitMiddleware
 from codelab_common.health import HEALTH_PATHS, health_router, next_hop_health
-from codelab_common.http_errors import install_error_handlers
+from codelab_common.http_errors import error_response, install_error_handlers
 from codelab_common.metrics import open_metrics_paths
 from codelab_common.openapi import add_schemas
-from codelab_common.protocol import AgentRequest
+from codelab_common.protocol import AgentRequest, ErrorCode
 from codelab_common.request_id import RequestIdMiddleware
 from codelab_common.tracing import NO_NATIVE_TELEMETRY, install_tracing
 
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         turns = Turns(settings, store, feeds, llm, app.state.metrics, windows)
         await turns.start()
         app.state.turns, app.state.feeds, app.state.store, app.state.http = turns, feeds, store, http
+        app.state.owners = Owners(store)
         try:
             yield
         finally:
@@ -85,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app, validation_code=validation_code)
+    app.add_exception_handler(NotYourSession, _not_your_session)
     app.include_router(health_router(SERVICE, DISTRIBUTION, {"database": _database, "llm_proxy": _llm_proxy}))
     app.include_router(agent.router)
     app.include_router(sessions.router)
@@ -92,6 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_schemas(app, AgentRequest)
     install_tracing(app, SERVICE)
     return app
+
+
+async def _not_your_session(_: Request, exc: Exception) -> Response:
+    return error_response(404, str(exc), "invalid_request_error", ErrorCode.INVALID_SESSION)
 
 
 async def _database(request: Request) -> str | None:

@@ -102,7 +102,7 @@ async def test_a_database_from_before_the_event_log_is_upgraded_in_place(tmp_pat
     finally:
         await store.close()
     with sqlite3.connect(path) as upgraded:
-        assert upgraded.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        assert upgraded.execute("SELECT version_num FROM alembic_version").fetchall() == [("0003",)]
 
 
 async def test_a_write_cancelled_midway_still_finishes_and_leaves_the_database_writable(

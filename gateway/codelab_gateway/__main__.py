@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from codelab_common.service import load_settings, run_service
 from codelab_gateway.core.config import Settings
-from codelab_gateway.main import SERVICE, create_app
+from codelab_gateway.main import SERVICE, create_app, server_options
 
 
 def main() -> None:
     settings = load_settings(Settings)
-    run_service(
-        SERVICE,
-        create_app(settings),
-        settings,
-        ws="websockets-sansio",
-        ws_max_size=max(16 * settings.max_frame_bytes, 16 << 20),
-    )
+    run_service(SERVICE, create_app(settings), settings, **server_options(settings))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 
@@ -18,6 +19,8 @@ from codelab_gateway.api import internal, ws
 from codelab_gateway.core.config import Settings
 from codelab_gateway.core.metrics import GatewayMetrics
 from codelab_gateway.sessions.hub import SessionHub
+from codelab_gateway.transport.auth import ClientAuthenticator
+from codelab_gateway.transport.connection import Services
 from codelab_gateway.upstream.agent_client import AgentClient
 
 SERVICE = "gateway"
@@ -32,7 +35,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         http = AgentClient.create_http_session(settings)
         hub = SessionHub(settings.max_sessions, GatewayMetrics())
-        app.state.hub, app.state.agent, app.state.http = hub, AgentClient(http, settings), http
+        agent = AgentClient(http, settings)
+        app.state.hub, app.state.agent, app.state.http = hub, agent, http
+        app.state.services = Services(hub, agent, ClientAuthenticator(settings), settings)
         try:
             yield
         finally:
@@ -55,6 +60,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(internal.router)
     install_tracing(app, SERVICE)
     return app
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's part of the client limits: the WebSocket implementation, the largest frame its transport takes
+    (beyond it the socket closes with 1009 before the frame is buffered) and its ping/pong."""
+    return {
+        "ws": "websockets-sansio",
+        "ws_max_size": max(settings.max_frame_bytes, settings.max_tool_result_bytes),
+        "ws_ping_interval": settings.ping_interval_s,
+        "ws_ping_timeout": settings.ping_timeout_s,
+    }
 
 
 async def _agent_runtime(request: Request) -> str | None:

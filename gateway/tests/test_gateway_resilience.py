@@ -189,6 +189,7 @@ async def test_wrong_agent_runtime_key_is_reported_as_agent_down(make_gateway: A
         assert refused["code"] == "AGENT_DOWN" and "401" in refused["content"]
 
 
+@pytest.mark.parametrize("gateway_overrides", [{"frames_per_second": 10_000, "frame_burst": 10_000}])
 async def test_a_message_sent_the_instant_a_turn_ends_is_never_busy(gateway: RunningGateway) -> None:
     turns = 1_000
     for _ in range(turns):

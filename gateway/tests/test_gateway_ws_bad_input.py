@@ -21,7 +21,12 @@ BAD_FRAMES: list[tuple[str, str | bytes, str]] = [
     ),
     ("approval for no call", '{"type": "approval", "call_id": "nope", "decision": "reject"}', "No tool call nope"),
     ("binary frame", b'{"type": "user_message", "content": "hi"}', "binary frames are not supported"),
-    ("oversized frame", '{"type": "user_message", "content": "' + "x" * 1_100_000 + '"}', "the limit is 1048576"),
+    ("oversized frame", '{"type": "user_message", "content": "' + "x" * 300_000 + '"}', "the limit is 262144"),
+    (
+        "nested too deep",
+        '{"type": "tool_result", "call_id": "c", "result": {"a": ' + "[" * 80 + "]" * 80 + "}}",
+        "64 levels",
+    ),
 ]
 
 
@@ -31,7 +36,9 @@ async def test_bad_frames_are_explained_and_the_connection_stays_usable(gateway:
         for case, frame, reason in BAD_FRAMES:
             await client.send(frame)
             error = await client.recv()
-            expected = "UNKNOWN_CALL_ID" if case == "approval for no call" else "INVALID_FORMAT"
+            expected = {"approval for no call": "UNKNOWN_CALL_ID", "oversized frame": "TOO_LARGE"}.get(
+                case, "INVALID_FORMAT"
+            )
             assert (error["type"], error["code"]) == ("error", expected), (case, error)
             assert reason in error["content"] and error["error"] == error["content"], case
             if case == "bad json":

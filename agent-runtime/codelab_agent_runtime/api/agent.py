@@ -17,12 +17,13 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 from pydantic_core import from_json
 
+from codelab_agent_runtime.api.deps import owned_session
 from codelab_agent_runtime.core.config import Settings
 from codelab_agent_runtime.store.sessions import Event
 from codelab_agent_runtime.turns.feed import Feeds
@@ -81,7 +82,12 @@ def _with_session(raw: bytes, session_id: str) -> AgentRequest:
     "/agent/sessions/{session_id}/input",
     response_model=InputAccepted,
     openapi_extra=json_body(AgentRequest),
-    responses={409: {"description": "BUSY"}, 404: {"description": "UNKNOWN_CALL_ID"}},
+    responses={
+        409: {"description": "BUSY"},
+        404: {"description": "UNKNOWN_CALL_ID or INVALID_SESSION"},
+        503: {"description": "INTERNAL: the input could not be taken (e.g. the database failed); try again"},
+    },
+    dependencies=[Depends(owned_session)],
 )
 async def session_input(session_id: str, request: Request) -> InputAccepted | Response:
     """Take a user_message, tool_result or cancel for the session; the frames it causes follow on its events."""
@@ -100,7 +106,11 @@ async def session_input(session_id: str, request: Request) -> InputAccepted | Re
 @router.get(
     "/agent/sessions/{session_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "`message` events with `id:` the seq"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "`message` events with `id:` the seq"},
+        404: {"description": "INVALID_SESSION: the session is another principal's"},
+    },
+    dependencies=[Depends(owned_session)],
 )
 async def session_events(
     session_id: str, request: Request, after: Annotated[int | None, Query(ge=0)] = None

@@ -42,3 +42,9 @@ class ApprovalsView(BaseModel):
     session_id: str
     decisions: list[ApprovalRecorded]
     rules: list[ApprovalRule]
+
+
+class SessionClaim(BaseModel):
+    session_id: str
+    principal: str | None
+    """The principal the session belongs to (None: the call named none, so nothing was checked)."""

@@ -38,6 +38,8 @@ sessions_table = Table(
     # When the earliest unanswered tool call of the turn times out (null: none waits).
     Column("deadline", Float, nullable=True),
     Column("cancel_requested", Boolean, nullable=False, server_default=false()),
+    # The authenticated client that owns the session (null: made by a call that named none).
+    Column("principal", String(200), nullable=True),
     Index("ix_agent_sessions_deadline", "deadline"),
     Index("ix_agent_sessions_lease_until", "lease_until"),
 )

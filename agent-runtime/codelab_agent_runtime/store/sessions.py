@@ -235,6 +235,31 @@ class SqlSessionStore:
                 rows = [{"session_id": lease.session_id, "seq": seq, "frame": text} for seq, text in events]
                 await connection.execute(_INSERT_EVENTS, rows)
 
+    # --- ownership -------------------------------------------------------------------------------------------------
+
+    async def claim(self, session_id: str, principal: str) -> bool:
+        """Whether the session is `principal`'s, making it theirs when it does not exist yet."""
+        owner = await self._principal(session_id)
+        if owner is _ABSENT:
+            owner = await self._write(self._create_owned(session_id, principal))
+        return owner == principal
+
+    async def _principal(self, session_id: str) -> str | object | None:
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(_PRINCIPAL, {"p_session_id": session_id})).first()
+        return _ABSENT if row is None else row.principal
+
+    async def _create_owned(self, session_id: str, principal: str) -> str | None:
+        async with self.engine.begin() as connection:
+            try:
+                async with connection.begin_nested():
+                    row = {"session_id": session_id, "principal": principal, **_new_row(time.time())}
+                    await connection.execute(insert(sessions_table).values(**row))
+            except IntegrityError:
+                pass  # made meanwhile: whoever made it owns it
+            owner = (await connection.execute(_PRINCIPAL, {"p_session_id": session_id})).first()
+        return None if owner is None else owner.principal
+
     async def delete(self, session_id: str) -> bool:
         return await self._write(self._delete(session_id))
 
@@ -262,6 +287,8 @@ _FENCE = and_(_BY_ID, _columns.lease_token == bindparam("p_token"))
 
 _LOAD = select(*_SESSION_COLUMNS).where(_BY_ID)
 _EXISTS = select(_columns.session_id).where(_BY_ID)
+_PRINCIPAL = select(_columns.principal).where(_BY_ID)
+_ABSENT = object()
 _TAKE = (
     update(sessions_table)
     .where(_BY_ID, or_(_columns.lease_owner.is_(None), _columns.lease_until < bindparam("p_now")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 
 from codelab_gateway.models.sessions import SessionInfo, SessionList
 from codelab_gateway.sessions.hub import SessionHub
@@ -15,8 +16,9 @@ def _hub(request: Request) -> SessionHub:
     return hub
 
 
-@router.get("/metrics", tags=["internal"])
+@router.get("/metrics", tags=["internal"], response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
+    """Prometheus text exposition."""
     return _hub(request).metrics.response()
 
 

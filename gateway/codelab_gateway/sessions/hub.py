@@ -8,7 +8,7 @@ session forgotten (or a restarted gateway) starts a reconnecting client at the r
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Protocol
 
 import structlog
@@ -25,6 +25,9 @@ class Connection(Protocol):
     def dialect_name(self) -> str: ...
 
     @property
+    def principal_name(self) -> str | None: ...
+
+    @property
     def tools(self) -> list[str] | None: ...
 
     async def close(self, code: int, reason: str) -> None: ...
@@ -36,11 +39,14 @@ class SessionHub:
         self._max_sessions = max_sessions
         self._live: dict[str, Connection] = {}
         self._delivered: OrderedDict[str, int] = OrderedDict()
+        self._per_principal: Counter[str] = Counter()
 
     async def attach(self, session_id: str, connection: Connection) -> None:
         """Make `connection` the session's live one, closing a previous one with 4000 "replaced"."""
         previous = self._live.get(session_id)
         self._live[session_id] = connection
+        if connection.principal_name is not None:
+            self._per_principal[connection.principal_name] += 1
         if session_id in self._delivered:
             self.metrics.reconnects.inc()
         if previous is not None:
@@ -50,6 +56,14 @@ class SessionHub:
     def detach(self, session_id: str, connection: Connection) -> None:
         if self._live.get(session_id) is connection:
             del self._live[session_id]
+        if (name := connection.principal_name) is not None:
+            self._per_principal[name] -= 1
+            if self._per_principal[name] <= 0:
+                del self._per_principal[name]
+
+    def connections_of(self, principal: str) -> int:
+        """Connections open here for `principal` (a replaced one counts until its socket is gone)."""
+        return self._per_principal[principal]
 
     def connection(self, session_id: str) -> Connection | None:
         return self._live.get(session_id)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 import orjson
 import structlog
@@ -23,6 +24,7 @@ from opentelemetry.trace import Span, SpanKind
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from codelab_common import tracing
+from codelab_common.http_errors import error_response
 from codelab_common.protocol import (
     IDE_TOOLS,
     SESSION_ID_PATTERN,
@@ -36,8 +38,10 @@ from codelab_common.protocol import (
     UserMessage,
     frame_type,
 )
+from codelab_gateway.core.config import Settings
 from codelab_gateway.core.metrics import GatewayMetrics
 from codelab_gateway.sessions.hub import SessionHub
+from codelab_gateway.transport.auth import AuthError, ClientAuthenticator, Principal
 from codelab_gateway.transport.capabilities import CapabilityError, tools_from_query
 from codelab_gateway.transport.dialects import (
     Dialect,
@@ -47,11 +51,14 @@ from codelab_gateway.transport.dialects import (
     ide_rejection,
 )
 from codelab_gateway.transport.inbound import FrameError, parse_frame
+from codelab_gateway.transport.limits import FrameRate, LogBudget, Refusal, handshake_refusal
 from codelab_gateway.upstream.agent_client import AgentClient, AgentUnavailable, InputRefused
 
 log = structlog.get_logger(__name__)
 
 POLICY_VIOLATION = 1008
+GOING_AWAY = 1001
+TRY_AGAIN_LATER = 1013
 FINAL_MARK = '"is_final":true'
 """How a turn's final frame reads in agent-runtime's JSON (orjson writes no spaces)."""
 RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
@@ -79,21 +86,32 @@ class ClientConnection:
         tools: list[str] | None,
         hub: SessionHub,
         agent: AgentClient,
+        principal: Principal,
+        settings: Settings,
     ) -> None:
         self.websocket = websocket
         self.session_id = session_id
         self.dialect = dialect
         self.tools = tools
+        self.principal = principal
         self._hub = hub
         self._agent = agent
+        self._settings = settings
         self._metrics: GatewayMetrics = hub.metrics
         self._send_lock = asyncio.Lock()
         self._follower: asyncio.Task[None] | None = None
         self._turn_span: Span | None = None
+        self._rate = FrameRate(settings.frames_per_second, settings.frame_burst)
+        self._dropped_in_a_row = 0
+        self._log_budget = LogBudget()
 
     @property
     def dialect_name(self) -> str:
         return self.dialect.name
+
+    @property
+    def principal_name(self) -> str | None:
+        return self.principal.name
 
     # --- outbound --------------------------------------------------------------------------------------------------
 
@@ -110,7 +128,7 @@ class ClientConnection:
             if cursor is None:  # nothing followed yet: an input taken meanwhile says where its frames start
                 cursor = self._hub.delivered(self.session_id)
             try:
-                async for seq, text in self._agent.follow(self.session_id, cursor):
+                async for seq, text in self._agent.follow(self.session_id, cursor, self.principal.name):
                     told, failures = False, 0
                     self._saw(frame_type(text), text)
                     for rendered in self.dialect.render(text):
@@ -124,46 +142,85 @@ class ClientConnection:
                     log.warning("following the session failed", error=exc.message)
                     await self.reject(exc.code, f"{exc.message}; the session goes on when it is back")
                     told = True
+            except TimeoutError:
+                log.info("client is not reading; disconnected", waited_s=self._settings.send_timeout_s)
+                with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):
+                    await self.websocket.close(POLICY_VIOLATION, "not reading: resume with last_seq")
+                return
             except (WebSocketDisconnect, OSError, RuntimeError):
                 return  # the socket is gone; the receive loop ends the connection
             await asyncio.sleep(RETRY_DELAYS_S[min(failures, len(RETRY_DELAYS_S) - 1)])
             failures += 1
 
     async def send(self, text: str) -> None:
-        async with self._send_lock:
+        """Write one frame; TimeoutError when the client has not taken it within `send_timeout_s` (what waits
+        for a slow client is this one frame and the transport's buffer, never a queue)."""
+        async with self._send_lock, asyncio.timeout(self._settings.send_timeout_s):
             await self.websocket.send_text(text)
 
     async def reject(self, code: ErrorCode, text: str, **extra: str | None) -> None:
         """Answer a frame of the client's with an error frame of the gateway's own (no seq)."""
         self._metrics.errors.labels(code.value).inc()
         self._metrics.frame_sent("error")
-        with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):
+        with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError, TimeoutError):
             await self.send(ErrorFrame.of(code, text, **extra).model_dump_json(exclude_none=True))
 
     # --- inbound ---------------------------------------------------------------------------------------------------
 
-    async def receive(self, max_bytes: int) -> None:
+    async def receive(self) -> None:
+        idle = self._settings.idle_timeout_s or None
         while True:
-            message = await self.websocket.receive()
+            try:
+                async with asyncio.timeout(idle):
+                    message = await self.websocket.receive()
+            except TimeoutError:
+                await self.close(GOING_AWAY, "idle")
+                return
             if message["type"] == "websocket.disconnect":
                 return
+            admitted = await self._admit()
+            if admitted == "closed":
+                return
+            if admitted == "dropped":
+                continue
             text = message.get("text")
             if text is None:
                 await self.reject(ErrorCode.INVALID_FORMAT, "binary frames are not supported; send JSON text frames")
                 continue
             try:
-                await self._take(text, max_bytes)
+                await self._take(text)
             except (WebSocketDisconnect, OSError, RuntimeError):
                 raise
             except Exception:  # a frame never ends the connection: the client is told, the socket stays
-                log.exception("handling a client frame failed")
+                if (suppressed := self._log_budget.allow()) is not None:
+                    log.exception("handling a client frame failed", suppressed=suppressed)
                 await self.reject(ErrorCode.INTERNAL, "the gateway failed to handle this frame; send it again")
 
-    async def _take(self, text: str, max_bytes: int) -> None:
+    async def _admit(self) -> Literal["taken", "dropped", "closed"]:
+        """Whether the frame just received is handled. Frames over the rate are dropped: the first of a run gets a
+        RATE_LIMITED error frame, and a run of `max_refused_frames` closes the connection (1008)."""
+        if self._rate.take():
+            self._dropped_in_a_row = 0
+            return "taken"
+        self._dropped_in_a_row += 1
+        self._metrics.errors.labels(ErrorCode.RATE_LIMITED.value).inc()
+        if self._dropped_in_a_row >= self._settings.max_refused_frames:
+            log.info("client kept sending over the frame rate; disconnected")
+            await self.close(POLICY_VIOLATION, "too many frames")
+            return "closed"
+        if self._dropped_in_a_row == 1:
+            await self.reject(
+                ErrorCode.RATE_LIMITED,
+                f"more than {self._settings.frames_per_second:g} frames a second: frames are dropped until you "
+                "slow down; send the dropped ones again",
+            )
+        return "dropped"
+
+    async def _take(self, text: str) -> None:
         try:
-            frame = parse_frame(text, max_bytes)
+            frame = parse_frame(text, self._settings.max_frame_bytes, self._settings.max_tool_result_bytes)
         except FrameError as exc:
-            await self.reject(ErrorCode.INVALID_FORMAT, str(exc))
+            await self.reject(exc.code, str(exc))
             return
         if frame is None:
             return
@@ -185,7 +242,12 @@ class ClientConnection:
         with tracing.ending(span, current=True):
             try:
                 accepted = await self._agent.submit(
-                    self.session_id, frame, self.tools, tracing.trace_headers(span), approval_source=source
+                    self.session_id,
+                    frame,
+                    self.tools,
+                    tracing.trace_headers(span),
+                    approval_source=source,
+                    principal=self.principal.name,
                 )
                 if self._hub.delivered(self.session_id) is None:
                     # Whatever came before this input the client has no need of; on a return it starts here.
@@ -234,17 +296,48 @@ class ClientConnection:
             self._follower = None
 
 
-async def serve_client(
-    websocket: WebSocket,
-    hub: SessionHub,
-    agent: AgentClient,
-    session_id: str,
-    profile: ClientProfile,
-    max_frame_bytes: int,
-) -> None:
-    """Run one client WebSocket until it disconnects or is replaced."""
-    await websocket.accept()
-    if not _SESSION_ID.fullmatch(session_id):
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What serving a client needs from the app."""
+
+    hub: SessionHub
+    agent: AgentClient
+    authenticator: ClientAuthenticator
+    settings: Settings
+
+
+async def serve_client(websocket: WebSocket, services: Services, session_id: str, profile: ClientProfile) -> None:
+    """Run one client WebSocket until it disconnects or is replaced.
+
+    Before the handshake is answered: its size and Origin, the client's credential, its principal's connection
+    count, and (with authentication on) that the session is the principal's. A refusal there is an HTTP answer
+    with the error envelope (401, 403, 429, 431, or 404 INVALID_SESSION); after it, an error frame and a close."""
+    hub, settings = services.hub, services.settings
+    if (refusal := handshake_refusal(websocket.scope, settings)) is not None:
+        await _deny(websocket, refusal)
+        return
+    try:
+        principal = await services.authenticator.authenticate(websocket.headers, websocket.query_params)
+    except AuthError as exc:
+        await _deny(websocket, Refusal(401, ErrorCode.UNAUTHORIZED, str(exc)))
+        return
+    if principal.name is not None and hub.connections_of(principal.name) >= settings.max_connections_per_principal:
+        limit = settings.max_connections_per_principal
+        await _deny(websocket, Refusal(429, ErrorCode.RATE_LIMITED, f"this principal has {limit} connections open"))
+        return
+    valid_id = _SESSION_ID.fullmatch(session_id) is not None
+    if valid_id and principal.name is not None:
+        try:
+            await services.agent.claim(session_id, principal.name)
+        except InputRefused as exc:
+            await _deny(websocket, Refusal(404, exc.code, exc.message))
+            return
+        except AgentUnavailable as exc:
+            await websocket.accept(subprotocol=principal.subprotocol)
+            await _refuse(websocket, exc.code, f"{exc.message}; connect again shortly", TRY_AGAIN_LATER)
+            return
+    await websocket.accept(subprotocol=principal.subprotocol)
+    if not valid_id:
         await _refuse(websocket, ErrorCode.INVALID_SESSION, f"invalid session id; it must match {SESSION_ID_PATTERN}")
         return
     query = websocket.query_params
@@ -254,17 +347,20 @@ async def serve_client(
     except (CapabilityError, ValueError) as exc:
         await _refuse(websocket, ErrorCode.INVALID_FORMAT, str(exc))
         return
-    connection = ClientConnection(websocket, session_id, dialect_named(profile.dialect), capabilities.tools, hub, agent)
+    dialect = dialect_named(profile.dialect)
+    connection = ClientConnection(
+        websocket, session_id, dialect, capabilities.tools, hub, services.agent, principal, settings
+    )
     hub.metrics.connections.labels(profile.dialect).inc()
     hub.metrics.live_connections.inc()
-    with structlog.contextvars.bound_contextvars(session_id=session_id):
+    with structlog.contextvars.bound_contextvars(session_id=session_id, principal=principal.label):
         log.info("client connected", dialect=profile.dialect, last_seq=last_seq)
         await hub.attach(session_id, connection)
         if last_seq is not None:
             hub.metrics.resumes.inc()
         connection.follow(last_seq if last_seq is not None else hub.delivered(session_id))
         try:
-            await connection.receive(max_frame_bytes)
+            await connection.receive()
         finally:
             hub.detach(session_id, connection)
             await connection.stop()
@@ -280,8 +376,20 @@ def _last_seq(raw: str | None) -> int | None:
     return int(raw)
 
 
-async def _refuse(websocket: WebSocket, code: ErrorCode, text: str) -> None:
+async def _refuse(websocket: WebSocket, code: ErrorCode, text: str, close_code: int = POLICY_VIOLATION) -> None:
     frame = ErrorFrame.of(code, text).model_dump_json(exclude_none=True)
     with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):
         await websocket.send_text(frame)
-        await websocket.close(POLICY_VIOLATION, code.value)
+        await websocket.close(close_code, code.value)
+
+
+async def _deny(websocket: WebSocket, refusal: Refusal) -> None:
+    """Turn the handshake down with an HTTP answer carrying the error envelope; a server that cannot answer a
+    handshake with a response gets an accepted socket, the error frame and a close instead."""
+    log.info("connection refused", code=refusal.code.value, status=refusal.status)
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        kind = "authentication_error" if refusal.status in (401, 403) else "invalid_request_error"
+        await websocket.send_denial_response(error_response(refusal.status, refusal.message, kind, refusal.code))
+        return
+    await websocket.accept()
+    await _refuse(websocket, refusal.code, refusal.message)

@@ -14,7 +14,16 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from codelab_common.auth import INTERNAL_AUTH_HEADER
-from codelab_common.protocol import ApprovalSource, ErrorCode, InputAccepted, TurnInput, events_path, input_path
+from codelab_common.protocol import (
+    PRINCIPAL_HEADER,
+    ApprovalSource,
+    ErrorCode,
+    InputAccepted,
+    TurnInput,
+    claim_path,
+    events_path,
+    input_path,
+)
 from codelab_common.sse import iter_sse
 from codelab_gateway.core.config import Settings
 
@@ -63,6 +72,7 @@ class AgentClient:
         headers: Mapping[str, str] | None = None,
         *,
         approval_source: ApprovalSource = ApprovalSource.APPROVAL,
+        principal: str | None = None,
     ) -> InputAccepted:
         body = {
             "session_id": session_id,
@@ -71,6 +81,8 @@ class AgentClient:
             "approval_source": approval_source,
         }
         sent = {**self._post_headers, **headers} if headers else self._post_headers
+        if principal is not None:
+            sent = {**sent, PRINCIPAL_HEADER: principal}
         try:
             async with self._http.post(
                 self._base + input_path(session_id), data=orjson.dumps(body), headers=sent
@@ -84,12 +96,27 @@ class AgentClient:
         except ValidationError:
             raise AgentUnavailable("agent-runtime answered the input in an unknown shape", ErrorCode.INTERNAL) from None
 
-    async def follow(self, session_id: str, after: int | None) -> AsyncIterator[tuple[int, str]]:
+    async def claim(self, session_id: str, principal: str) -> None:
+        """Make the session `principal`'s if it is no one's yet; InputRefused (INVALID_SESSION) when it is
+        another's."""
+        headers = {**self._post_headers, PRINCIPAL_HEADER: principal}
+        try:
+            async with self._http.post(self._base + claim_path(session_id), headers=headers) as response:
+                payload = await response.read()
+                if response.status != 200:
+                    raise _refusal(response.status, payload)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise AgentUnavailable(f"agent-runtime is unreachable: {_describe(exc)}") from None
+
+    async def follow(
+        self, session_id: str, after: int | None, principal: str | None = None
+    ) -> AsyncIterator[tuple[int, str]]:
         """The session's frames after seq `after` (None: from the running turn's start), live, until the stream
         ends; raises AgentUnavailable when agent-runtime cannot be reached or the stream breaks."""
         url = self._base + events_path(session_id) + ("" if after is None else f"?after={after}")
+        headers = self._get_headers if principal is None else {**self._get_headers, PRINCIPAL_HEADER: principal}
         try:
-            async with self._http.get(url, headers=self._get_headers) as response:
+            async with self._http.get(url, headers=headers) as response:
                 if response.status != 200:
                     raise _unavailable(response.status, await response.read())
                 async for event in iter_sse(response.content):
@@ -126,5 +153,5 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientPayloadError):
         return "its stream broke off"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"no connection to {exc.host}:{exc.port}"
-    return str(exc) or type(exc).__name__
+        return "no connection"  # its address is the deployment's business, not the client's
+    return type(exc).__name__

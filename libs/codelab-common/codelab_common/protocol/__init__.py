@@ -3,10 +3,12 @@
 from codelab_common.protocol.agent_api import (
     DONE_EVENT,
     MESSAGE_EVENT,
+    PRINCIPAL_HEADER,
     AgentRequest,
     InputAccepted,
     StepDone,
     StepStatus,
+    claim_path,
     events_path,
     input_path,
 )
@@ -47,6 +49,7 @@ __all__ = [
     "IDE_TOOLS",
     "INBOUND_FRAME_TYPES",
     "MESSAGE_EVENT",
+    "PRINCIPAL_HEADER",
     "SESSION_ID_PATTERN",
     "TOOLS",
     "TOOLS_BY_NAME",
@@ -79,6 +82,7 @@ __all__ = [
     "TurnInput",
     "Usage",
     "UserMessage",
+    "claim_path",
     "events_path",
     "frame_type",
     "inbound_frame_adapter",

@@ -29,6 +29,16 @@ def events_path(session_id: str) -> str:
     return f"/agent/sessions/{session_id}/events"
 
 
+def claim_path(session_id: str) -> str:
+    return f"/agent/sessions/{session_id}/claim"
+
+
+PRINCIPAL_HEADER = "X-Codelab-Principal"
+"""Who a gateway's client is, on the gateway's calls to agent-runtime: a session belongs to the principal whose
+call created it, and calls for another principal are answered as if it did not exist (INVALID_SESSION). Calls
+without it (client authentication `none`, internal callers) are not checked."""
+
+
 TOOL_TIMEOUT_ERROR = "tool timed out after"
 """How the `error` of the `tool_result` the gateway sends for a call the client did not answer in time begins."""
 

@@ -30,6 +30,8 @@ class ErrorCode(StrEnum):
     BUSY = "BUSY"
     DENIED = "DENIED"
     UNAUTHORIZED = "UNAUTHORIZED"
+    TOO_LARGE = "TOO_LARGE"
+    RATE_LIMITED = "RATE_LIMITED"
     INTERNAL = "INTERNAL"
 
 

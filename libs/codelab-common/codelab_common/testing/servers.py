@@ -22,7 +22,7 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serve_app(app: Any, port: int | None = None) -> AsyncIterator[str]:
+async def serve_app(app: Any, port: int | None = None, **uvicorn_options: Any) -> AsyncIterator[str]:
     """Serve `app` with uvicorn on 127.0.0.1 and yield its base URL (`http://127.0.0.1:PORT`)."""
     config = uvicorn.Config(
         app,
@@ -31,6 +31,7 @@ async def serve_app(app: Any, port: int | None = None) -> AsyncIterator[str]:
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        **uvicorn_options,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
