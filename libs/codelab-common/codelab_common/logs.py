@@ -1,5 +1,12 @@
 """structlog setup shared by every service: JSON lines on stderr, secrets redacted before rendering.
 
+Redaction works three ways: values under secret-looking keys (`api_key`, `authorization`, ...) are blanked; bearer
+tokens and `sk-` keys are blanked wherever they appear; and every configured secret value itself (the service's
+`SecretStr` settings, and environment variables whose names say key, token, secret or password, such as an
+upstream's `OPENAI_API_KEY`) is blanked wherever it appears, whatever it looks like. Query strings keep their
+parameter names and lose their values (a client's `?token=` never reaches a log), and no string is logged longer
+than `MAX_VALUE_CHARS`, so a client's payload appears at most as a bounded prefix.
+
 Every line carries the context variables bound for the work in progress (`service`, `request_id`, `session_id`)
 and, inside a traced request or turn, its `trace_id` and `span_id`; an exception logged with `log.exception` (or
 `exc_info`) is rendered as its traceback under `exception`, redacted like the rest.
@@ -8,6 +15,7 @@ and, inside a traced request or turn, its `trace_id` and `span_id`; an exception
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from typing import Any
@@ -15,14 +23,62 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 
-_SECRET_KEY = re.compile(r"(api[_-]?key|authorization|x-internal-auth|secret|password|bearer)", re.IGNORECASE)
+_SECRET_KEY = re.compile(r"(api[_-]?key|authorization|x-internal-auth|secret|password|bearer|token)", re.IGNORECASE)
 _SECRET_VALUE = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+|\b(sk-[A-Za-z0-9_-]{8,})")
+_QUERY_VALUE = re.compile(r"([?&][A-Za-z0-9_.\-\[\]]+=)[^&\s\"'#]+")
+_SECRET_ENV_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)S?$|(KEY|TOKEN|SECRET|PASSWORD)S?_", re.IGNORECASE)
+MIN_SECRET_CHARS = 8
+"""Shorter configured values are not redacted as text: they would blank ordinary words."""
+MAX_VALUE_CHARS = 4000
+"""The longest string a log line holds; longer ones are cut and say by how much."""
 REDACTED = "[redacted]"
+
+_known_secrets: set[str] = set()
+_known_pattern: re.Pattern[str] | None = None
+
+
+def register_secrets(*values: str | None) -> None:
+    """Blank these values wherever they appear in a log line (each part of a comma-separated list and each token
+    of a `name:token` pair too)."""
+    global _known_pattern
+    for value in values:
+        for part in _parts(value or ""):
+            if len(part) >= MIN_SECRET_CHARS:
+                _known_secrets.add(part)
+    if _known_secrets:
+        alternatives = sorted(_known_secrets, key=len, reverse=True)
+        _known_pattern = re.compile("|".join(re.escape(secret) for secret in alternatives))
+
+
+def secrets_in_environment(environ: dict[str, str]) -> list[str]:
+    """Values of environment variables whose names say they hold a key, token, secret or password."""
+    return [value for name, value in environ.items() if _SECRET_ENV_NAME.search(name)]
+
+
+def _parts(value: str) -> list[str]:
+    parts = [value.strip()]
+    for item in value.split(","):
+        item = item.strip()
+        parts += [item, item.rpartition(":")[2].strip()]
+    return parts
+
+
+def _redact_text(text: str, keep_end: bool = False) -> str:
+    if _known_pattern is not None:
+        text = _known_pattern.sub(REDACTED, text)
+    text = _SECRET_VALUE.sub(lambda m: (m.group(1) or "") + REDACTED, text)
+    text = _QUERY_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
+    if len(text) > MAX_VALUE_CHARS:
+        cut = len(text) - MAX_VALUE_CHARS
+        if keep_end:  # a traceback: its end says what failed
+            return f"[{cut} characters not logged] …{text[-MAX_VALUE_CHARS:]}"
+        return f"{text[:MAX_VALUE_CHARS]}… [{cut} more characters not logged]"
+    return text
 
 
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
-        return _SECRET_VALUE.sub(lambda m: (m.group(1) or "") + REDACTED, value)
+        return _redact_text(value)
     if isinstance(value, dict):
         return {k: REDACTED if _SECRET_KEY.search(str(k)) else _redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -32,7 +88,14 @@ def _redact_value(value: Any) -> Any:
 
 def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: blanks values under secret-looking keys and bearer tokens inside strings."""
-    return {k: REDACTED if _SECRET_KEY.search(k) else _redact_value(v) for k, v in event_dict.items()}
+    return {
+        k: REDACTED
+        if _SECRET_KEY.search(k)
+        else _redact_text(v, keep_end=True)
+        if k == "exception" and isinstance(v, str)
+        else _redact_value(v)
+        for k, v in event_dict.items()
+    }
 
 
 def add_trace_ids(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -44,8 +107,12 @@ def add_trace_ids(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]
     return event_dict
 
 
-def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
-    """Route structlog and the standard library (uvicorn included) through one redacting renderer."""
+def configure_logging(
+    service: str, level: str = "INFO", json: bool = True, secrets: tuple[str | None, ...] = ()
+) -> None:
+    """Route structlog and the standard library (uvicorn included) through one redacting renderer; `secrets` and
+    the secret-named environment variables are blanked wherever they appear."""
+    register_secrets(*secrets, *secrets_in_environment(dict(os.environ)))
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -30,7 +30,7 @@ so they are ended after this rather than waited for (their readers resume from t
 
 def run_service(service: str, app: Any, settings: ServiceSettings, **uvicorn_options: Any) -> None:
     """Serve `app` with uvicorn (uvloop, httptools) after routing every log line through structlog."""
-    configure_logging(service, settings.log_level, settings.log_json)
+    configure_logging(service, settings.log_level, settings.log_json, settings.secret_values())
     # Everything imported so far lives as long as the process: out of the collector's sight, a full collection
     # (which pauses the event loop) walks only what requests create.
     gc.collect()

@@ -55,3 +55,11 @@ class ServiceSettings(BaseSettings):
     """Serve GET /metrics without X-Internal-Auth (for a Prometheus that scrapes without headers)."""
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
     """Larger request bodies are refused with 413 (TOO_LARGE) before they are parsed, chunked ones included."""
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every secret setting's value, for log redaction."""
+        return tuple(
+            value.get_secret_value()
+            for value in (getattr(self, name) for name in type(self).model_fields)
+            if isinstance(value, SecretStr)
+        )

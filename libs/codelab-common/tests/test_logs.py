@@ -57,3 +57,30 @@ def test_lines_carry_the_bound_session_and_the_current_trace(capsys: pytest.Capt
     assert inside["trace_id"] == f"{context.trace_id:032x}" and inside["span_id"] == f"{context.span_id:016x}"
     assert {"session_id", "trace_id", "span_id"}.isdisjoint(outside)
     tracing.shutdown()
+
+
+def test_configured_secrets_are_blanked_whatever_they_look_like(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upstream_key = "plainwordkey" + "42xyz"  # no `sk-`, no `Bearer`: only its value says it is secret
+    monkeypatch.setenv("ACME_UPSTREAM_API_KEY", upstream_key)
+    client_token = "t0k3n-of-alice-" + "9f8e7d"
+    configure_logging("demo", secrets=(f"alice:{client_token},bob:another-token-value",))
+    log = structlog.get_logger("demo")
+    log.info("upstream said", body=f"invalid key {upstream_key} for {client_token}", nested={"x": [upstream_key]})
+    logging.getLogger("uvicorn.error").info(
+        '%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", f"/ws/s1?token={client_token}&last_seq=4"
+    )
+    text = capsys.readouterr().err
+    assert upstream_key not in text and client_token not in text and "another-token-value" not in text
+    ours, foreign = (json.loads(line) for line in text.splitlines())
+    assert ours["body"] == "invalid key [redacted] for [redacted]" and ours["nested"] == {"x": ["[redacted]"]}
+    assert foreign["event"].endswith('"WebSocket /ws/s1?token=[redacted]&last_seq=[redacted]" [accepted]')
+
+
+def test_a_long_value_is_logged_as_a_bounded_prefix(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("demo")
+    structlog.get_logger("demo").warning("bad frame", frame="x" * 4_000_000)
+    line = capsys.readouterr().err
+    assert len(line) < 5_000
+    assert json.loads(line)["frame"].endswith("… [3996000 more characters not logged]")
