@@ -37,7 +37,12 @@ INTERRUPTED = 130
 
 
 async def chat(
-    workspace: Path, url: str, session_id: str | None, console: Console | None = None, model: str | None = None
+    workspace: Path,
+    url: str,
+    session_id: str | None,
+    console: Console | None = None,
+    model: str | None = None,
+    token: str | None = None,
 ) -> int:
     console = console or Console()
     renderer = ConsoleRenderer(console, activity=True)
@@ -66,7 +71,7 @@ async def chat(
 
     try:
         async with AgentSession(
-            url, executor, approve, session_id=session_id, listener=renderer, model=model
+            url, executor, approve, session_id=session_id, listener=renderer, model=model, token=token
         ) as session:
             console.print(
                 f"[bold]codelab chat[/] session [cyan]{escape(session.session_id)}[/], "

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from codelab_client.launcher import LOCAL_MODELS, Ports, UpOptions, resolve_keys
+from codelab_client.launcher.keys import stored_token
 from codelab_client.launcher.plan import LOCAL_MODEL_PARALLEL
 from codelab_client.launcher.up import START_TIMEOUT_S, run_up
 
@@ -28,6 +29,14 @@ ModelOption = Annotated[
     str | None,
     typer.Option(
         "--model", help="Model for the turns (a name from llm-proxy's model list; default: the deployment's)."
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="CODELAB_TOKEN",
+        help="Token for a gateway that authenticates clients (default: the one `codelab up` keeps in data/).",
     ),
 ]
 SessionOption = Annotated[
@@ -104,13 +113,18 @@ def env(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
 
 @app.command()
 def chat(
-    workspace: WorkspaceOption, url: UrlOption = DEFAULT_URL, session: SessionOption = None, model: ModelOption = None
+    workspace: WorkspaceOption,
+    url: UrlOption = DEFAULT_URL,
+    session: SessionOption = None,
+    model: ModelOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Chat with the agent; its tools run in the workspace, and calls that change things ask first."""
     from codelab_client.chat import chat as run_chat
 
+    token = token or stored_token(DEFAULT_DATA_DIR)
     try:
-        code = asyncio.run(run_chat(workspace, url, session, model=model))
+        code = asyncio.run(run_chat(workspace, url, session, model=model, token=token))
     except KeyboardInterrupt:
         code = 130
     raise typer.Exit(code)
@@ -128,6 +142,7 @@ def run(
     session: SessionOption = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the whole answer.")] = 600.0,
     model: ModelOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Run one request without prompts and print the answer.
 
@@ -135,7 +150,8 @@ def run(
     """
     from codelab_client.oneshot import RunOptions, run_once
 
-    options = RunOptions(prompt, workspace, url, approve, json_lines, session, timeout, model)
+    token = token or stored_token(DEFAULT_DATA_DIR)
+    options = RunOptions(prompt, workspace, url, approve, json_lines, session, timeout, model, token)
     try:
         code = int(asyncio.run(run_once(options)))
     except KeyboardInterrupt:

@@ -40,6 +40,7 @@ class RunOptions:
     session_id: str | None = None
     timeout: float | None = 600.0
     model: str | None = None
+    token: str | None = None
 
 
 async def run_once(options: RunOptions, *, out: Console | None = None, err: Console | None = None) -> ExitCode:
@@ -50,7 +51,13 @@ async def run_once(options: RunOptions, *, out: Console | None = None, err: Cons
     approver = approve_all if options.approve else reject_all(NO_APPROVE_REASON)
     try:
         async with AgentSession(
-            options.url, executor, approver, session_id=options.session_id, listener=listener, model=options.model
+            options.url,
+            executor,
+            approver,
+            session_id=options.session_id,
+            listener=listener,
+            model=options.model,
+            token=options.token,
         ) as session:
             result = await session.run_turn(options.prompt, timeout=options.timeout)
     except SessionClosed as exc:

@@ -39,7 +39,7 @@ from urllib.parse import quote
 import orjson
 from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from codelab_client.approvals import Approver, Decision
 from codelab_client.events import SessionListener
@@ -159,6 +159,16 @@ def session_url(base_url: str, session_id: str, tools: tuple[str, ...] | list[st
     return f"{base}/ws/{quote(session_id, safe='')}?tools={','.join(tools)}"
 
 
+def _refusal(exc: InvalidStatus) -> str:
+    """The gateway's own words for a refused handshake (its error envelope), else the HTTP status."""
+    response = exc.response
+    try:
+        error = orjson.loads(response.body or b"")["error"]
+        return f"{error['message']} ({error['code']})"
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}"
+
+
 def frame_seq(frame: dict[str, Any]) -> int | None:
     seq = frame.get("seq")
     return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
@@ -178,11 +188,13 @@ class AgentSession:
         open_timeout: float = 10.0,
         reconnect_delays: tuple[float, ...] = RECONNECT_DELAYS_S,
         model: str | None = None,
+        token: str | None = None,
     ) -> None:
         self.session_id = session_id or new_session_id()
         if not _SESSION_ID.fullmatch(self.session_id):
             raise ValueError(f"invalid session id {self.session_id!r}; it must match {SESSION_ID_PATTERN}")
         self.url = session_url(url, self.session_id, executor.supported_tools)
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.executor = executor
         self.approver = approver
         self.listener = listener or SessionListener()
@@ -231,7 +243,10 @@ class AgentSession:
                 max_queue=None,
                 close_timeout=2,
                 proxy=None,
+                additional_headers=self._headers,
             )
+        except InvalidStatus as exc:
+            raise SessionClosed(f"the gateway refused the connection: {_refusal(exc)}") from exc
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             raise SessionClosed(f"cannot connect to {self.url.split('?')[0]}: {exc or type(exc).__name__}") from exc
         self.connections.append(url)

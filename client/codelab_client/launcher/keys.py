@@ -1,8 +1,12 @@
-"""The internal keys `codelab up` wires between the services, and where they come from.
+"""The internal keys `codelab up` wires between the services, the client token, and where they come from.
 
 Each key is taken from the environment, else from `.env` in the working folder, else from the keys file in the
 data folder; a key found nowhere is generated and added to that file (mode 0600), so the keys survive restarts and
 `codelab env` can print them for the shell (the seed's `curl` examples read them from there).
+
+`CODELAB_TOKEN` is the terminal client's token: a gateway started by `codelab up` accepts it as principal `local`
+when client authentication is on (`GATEWAY__CLIENT_AUTH=token`) and no `GATEWAY__CLIENT_TOKENS` is given, and
+`codelab chat` / `codelab run` started in the same folder send it, so nobody copies it anywhere.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ KEYS_FILE = "keys.env"
 LLM_PROXY_KEY = "LLM_PROXY__INTERNAL_API_KEY"
 AGENT_RUNTIME_KEY = "AGENT_RUNTIME__INTERNAL_API_KEY"
 GATEWAY_KEY = "GATEWAY__INTERNAL_API_KEY"
-KEY_NAMES = (LLM_PROXY_KEY, AGENT_RUNTIME_KEY, GATEWAY_KEY)
+CLIENT_TOKEN = "CODELAB_TOKEN"
+KEY_NAMES = (LLM_PROXY_KEY, AGENT_RUNTIME_KEY, GATEWAY_KEY, CLIENT_TOKEN)
+CLIENT_TOKENS_SETTING = "GATEWAY__CLIENT_TOKENS"
+LOCAL_PRINCIPAL = "local"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +66,17 @@ def resolve_keys(data_dir: Path, environ: Mapping[str, str] | None = None, doten
     if generated:
         _write(path, stored)
     return Keys(values, tuple(generated))
+
+
+def stored_token(data_dir: Path) -> str | None:
+    """The client token `codelab up` keeps in `data_dir`, if there is one (none is made here)."""
+    return _read(keys_path(data_dir)).get(CLIENT_TOKEN)
+
+
+def configured(name: str, environ: Mapping[str, str] | None = None, dotenv: Path = Path(".env")) -> bool:
+    """Whether the operator set `name` (environment or `.env`), so the launcher must not set it for them."""
+    environ = os.environ if environ is None else environ
+    return bool(environ.get(name) or _read(dotenv).get(name))
 
 
 def _read(path: Path) -> dict[str, str]:

@@ -13,7 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codelab_client.launcher.keys import AGENT_RUNTIME_KEY, GATEWAY_KEY, LLM_PROXY_KEY
+from codelab_client.launcher.keys import (
+    AGENT_RUNTIME_KEY,
+    CLIENT_TOKEN,
+    CLIENT_TOKENS_SETTING,
+    GATEWAY_KEY,
+    LLM_PROXY_KEY,
+    LOCAL_PRINCIPAL,
+    configured,
+)
 
 LOCAL_MODELS = ("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b")
 """The default first: the 1.5B model completes far more of bench/agent_eval's tasks (docs/benchmarks.md)."""
@@ -67,6 +75,9 @@ def plan_services(options: UpOptions, keys: Mapping[str, str]) -> list[ServiceSp
     python = [sys.executable, "-m"]
     proxy_key, agent_key, gateway_key = keys[LLM_PROXY_KEY], keys[AGENT_RUNTIME_KEY], keys[GATEWAY_KEY]
     database = (options.data_dir.resolve() / "agent-runtime.db").as_posix()
+    # Read only with GATEWAY__CLIENT_AUTH=token; the operator's own tokens win.
+    local_token = f"{LOCAL_PRINCIPAL}:{keys[CLIENT_TOKEN]}"
+    client_tokens = {} if configured(CLIENT_TOKENS_SETTING) else {CLIENT_TOKENS_SETTING: local_token}
     common = {"PYTHONUNBUFFERED": "1"}
     specs: list[ServiceSpec] = []
     if options.start_model:
@@ -145,6 +156,7 @@ def plan_services(options: UpOptions, keys: Mapping[str, str]) -> list[ServiceSp
                 "GATEWAY__PORT": str(ports.gateway),
                 "GATEWAY__AGENT_RUNTIME_URL": f"http://{host}:{ports.agent_runtime}",
                 "GATEWAY__AGENT_RUNTIME_API_KEY": agent_key,
+                **client_tokens,
             },
             ports.gateway,
             f"http://{host}:{ports.gateway}/health",
