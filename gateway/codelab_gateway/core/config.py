@@ -70,7 +70,7 @@ class Settings(ServiceSettings):
     )
     allowed_origins: list[str] = Field(
         default_factory=list,
-        description="Origins a WebSocket handshake may carry (e.g. `https://ide.example.com`); a handshake "
+        description="Origins a WebSocket handshake may carry, a JSON list (`[\"https://ide.example.com\"]`); a handshake "
         "without an Origin header (desktop clients) is always allowed",
     )
     ping_interval_s: float = Field(default=20.0, gt=0, description="Seconds between pings to a client")
