@@ -159,6 +159,12 @@ def session_url(base_url: str, session_id: str, tools: tuple[str, ...] | list[st
     return f"{base}/ws/{quote(session_id, safe='')}?tools={','.join(tools)}"
 
 
+TOKEN_HINT = (
+    "; give the client its token with --token or CODELAB_TOKEN (codelab up keeps one in data/keys.env: "
+    'eval "$(codelab env)" exports it)'
+)
+
+
 def _refusal(exc: InvalidStatus) -> str:
     """The gateway's own words for a refused handshake (its error envelope), else the HTTP status."""
     response = exc.response
@@ -246,7 +252,8 @@ class AgentSession:
                 additional_headers=self._headers,
             )
         except InvalidStatus as exc:
-            raise SessionClosed(f"the gateway refused the connection: {_refusal(exc)}") from exc
+            hint = TOKEN_HINT if exc.response.status_code == 401 else ""
+            raise SessionClosed(f"the gateway refused the connection: {_refusal(exc)}{hint}") from exc
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             raise SessionClosed(f"cannot connect to {self.url.split('?')[0]}: {exc or type(exc).__name__}") from exc
         self.connections.append(url)

@@ -290,3 +290,18 @@ async def eventually(check: Any, timeout: float = 5.0) -> None:
         if check():
             return
         await asyncio.sleep(0.02)
+
+
+async def test_the_client_sends_its_token_and_says_what_to_do_without_one(make_gateway: Any, workspace: Path) -> None:
+    gateway = await make_gateway(client_auth="token", client_tokens="local:the-local-token-123")
+    gateway.upstream.reply_text("authenticated")
+    async with AgentSession(gateway.ws_url, ToolExecutor(workspace), approve_all, token="the-local-token-123") as s:
+        result = await s.run_turn("hi", timeout=10)
+    assert result.text == "authenticated"
+    for token in (None, "a-wrong-token-456"):
+        with pytest.raises(SessionClosed) as refused:
+            async with AgentSession(gateway.ws_url, ToolExecutor(workspace), approve_all, token=token):
+                pass
+        message = str(refused.value)
+        assert "refused the connection" in message and "(UNAUTHORIZED)" in message and "--token" in message
+        assert "a-wrong-token-456" not in message

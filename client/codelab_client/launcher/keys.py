@@ -73,10 +73,11 @@ def stored_token(data_dir: Path) -> str | None:
     return _read(keys_path(data_dir)).get(CLIENT_TOKEN)
 
 
-def configured(name: str, environ: Mapping[str, str] | None = None, dotenv: Path = Path(".env")) -> bool:
-    """Whether the operator set `name` (environment or `.env`), so the launcher must not set it for them."""
+def configured(name: str, environ: Mapping[str, str] | None = None, dotenv: Path = Path(".env")) -> str | None:
+    """What the operator set `name` to (environment, else `.env`), so the launcher neither overrides it nor
+    guesses it."""
     environ = os.environ if environ is None else environ
-    return bool(environ.get(name) or _read(dotenv).get(name))
+    return environ.get(name) or _read(dotenv).get(name) or None
 
 
 def _read(path: Path) -> dict[str, str]:

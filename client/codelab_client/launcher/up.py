@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 
-from codelab_client.launcher.keys import keys_path, resolve_keys
+from codelab_client.launcher.keys import configured, keys_path, resolve_keys
 from codelab_client.launcher.plan import UpOptions, plan_services
 from codelab_client.launcher.supervisor import MAX_RESTARTS, RESTART_WINDOW_S, StartupError, Supervisor
 
@@ -38,6 +38,11 @@ def run_up(options: UpOptions, *, say: Callable[[str], None], warn: Callable[[st
         gateway = options.ports.gateway
         say(f"gateway listening on ws://{options.host}:{gateway} (IDE: ws://{options.host}:{gateway}/api/v1/ws/<id>)")
         say(f"chat with: codelab chat --workspace . --url ws://{options.host}:{gateway}")
+        if (auth := configured("GATEWAY__CLIENT_AUTH") or "none") != "none":
+            say(
+                f"clients authenticate (GATEWAY__CLIENT_AUTH={auth}): codelab chat run here sends its token; "
+                'for other clients eval "$(codelab env)" exports it as CODELAB_TOKEN (see docs/security.md)'
+            )
         say("press Ctrl-C to stop everything")
         failing = supervisor.watch()
         if failing is not None:
