@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import io
 import os
 import shlex
 import subprocess
@@ -149,12 +150,14 @@ class ConsoleApprover:
         return Panel(body, title=f"{title}: edit {escape(path)}", border_style="yellow")
 
     def _current_text(self, path: str) -> str | None:
-        """The file's text when it exists inside the workspace (a refused path is the tool's to report)."""
+        """The file's text when it exists inside the workspace (a refused path or file is the tool's to report;
+        it is opened like the tools open it, so a named pipe cannot block the prompt)."""
         if self.workspace is None:
             return None
         try:
             target = self.workspace.resolve(path)
-            return target.read_text(errors="replace") if target.is_file() else None
+            with io.TextIOWrapper(self.workspace.open_file(target, path), errors="replace") as text:
+                return text.read()
         except (ToolError, OSError):
             return None
 

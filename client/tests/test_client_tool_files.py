@@ -53,7 +53,7 @@ async def test_read_file_truncates_at_the_cap_on_a_line_boundary(workspace: Path
         (lambda ws: None, "[file_not_found]"),
         (lambda ws: (ws / "target").mkdir(), "[is_a_directory]"),
         (lambda ws: (ws / "target").write_bytes(b"\x89PNG\x00\x00data"), "[binary_file]"),
-        (lambda ws: os.mkfifo(ws / "target"), "[not_a_file]"),
+        (lambda ws: os.mkfifo(ws / "target"), "[not_a_regular_file]"),
     ],
 )
 async def test_read_file_errors(executor: ToolExecutor, workspace: Path, setup: object, code: str) -> None:
@@ -124,7 +124,7 @@ async def test_write_file_argument_errors(workspace: Path) -> None:
     too_big = await executor.execute("write_file", {"path": "a.txt", "content": "x" * 11})
     assert too_big.error is not None and too_big.error.startswith("[content_too_large]")
     onto_dir = await executor.execute("write_file", {"path": ".", "content": "x"})
-    assert onto_dir.error is not None and onto_dir.error.startswith("[not_a_file]")
+    assert onto_dir.error is not None and onto_dir.error.startswith("[is_a_directory]")
     assert os.listdir(workspace) == []
 
 

@@ -1,12 +1,13 @@
 """`apply_patch {patch}` → `{success, files_changed, created, deleted}`.
 
 Every file of the patch is computed in memory first and written only when all hunks of all files apply, so a
-rejected patch leaves the project untouched. Paths are confined to the workspace like every other tool's.
+rejected patch leaves the project untouched. Paths are confined to the workspace like every other tool's, and
+files are read, written and deleted only through descriptors checked to be inside it (`Workspace.open_file`,
+`files.atomic_write`, `files.remove_file`): special files and files with several names are refused.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from codelab_client.tools import args
 from codelab_client.tools.context import ToolContext
 from codelab_client.tools.errors import ToolError
-from codelab_client.tools.files import atomic_write, looks_binary
+from codelab_client.tools.files import atomic_write, looks_binary, remove_file
 from codelab_common.patches import PatchError, apply_file_patch, parse_patch
 
 _ENCODING = ("utf-8", "surrogateescape")
@@ -39,11 +40,11 @@ def apply_patch(ctx: ToolContext, arguments: Mapping[str, Any]) -> dict[str, Any
     def current(path: Path, name: str) -> str | None:
         if path in state:
             return state[path]
-        if not path.exists():
+        try:
+            with ctx.workspace.open_file(path, name) as fh:
+                data = fh.read()
+        except FileNotFoundError:
             return None
-        if not path.is_file():
-            raise ToolError("not_a_file", f"{name} is not a regular file")
-        data = path.read_bytes()
         if looks_binary(data[: ctx.limits.binary_probe_bytes]):
             raise ToolError("binary_file", f"{name} is a binary file")
         return data.decode(*_ENCODING)
@@ -81,11 +82,12 @@ def apply_patch(ctx: ToolContext, arguments: Mapping[str, Any]) -> dict[str, Any
 
     for path in order:
         content = state[path]
+        shown = ctx.workspace.relative(path)
         if content is None:
-            path.unlink(missing_ok=True)
+            remove_file(ctx.workspace, path, shown)
             continue
-        os.makedirs(path.parent, exist_ok=True)
-        atomic_write(path, content.encode(*_ENCODING))
+        ctx.workspace.make_folders(path.parent, shown)
+        atomic_write(ctx.workspace, path, content.encode(*_ENCODING), shown)
     return {
         "success": True,
         "files_changed": [ctx.workspace.relative(path) for path in order],

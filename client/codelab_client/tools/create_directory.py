@@ -1,4 +1,8 @@
-"""`create_directory {path, recursive?}` → `{success, path, created}`; an existing folder is a success."""
+"""`create_directory {path, recursive?}` → `{success, path, created}`; an existing folder is a success.
+
+Folders are made one at a time from the workspace root without following links (`Workspace.make_folders`), so a
+folder swapped for a symlink leading out meanwhile cannot make it create a folder outside.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +25,5 @@ def create_directory(ctx: ToolContext, arguments: Mapping[str, Any]) -> dict[str
         raise ToolError("file_exists", f"{path} exists and is not a directory")
     if not recursive and not target.parent.is_dir():
         raise ToolError("directory_not_found", f"parent of {path} does not exist (pass recursive: true)")
-    try:
-        target.mkdir(parents=recursive)
-    except (FileExistsError, NotADirectoryError):
-        raise ToolError("not_a_directory", f"a parent of {path} is a file") from None
+    ctx.workspace.make_folders(target, path)
     return {"success": True, "path": relative, "created": True}

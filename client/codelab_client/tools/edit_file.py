@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import difflib
 import heapq
+import os
 import re
-import stat
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from itertools import accumulate
@@ -83,28 +83,26 @@ def edit_file(ctx: ToolContext, arguments: Mapping[str, Any]) -> dict[str, Any]:
 
     target = ctx.workspace.resolve(path)
     try:
-        info = target.stat()
+        opened = ctx.workspace.open_file(target, path)
     except FileNotFoundError:
         if not old_text:
             raise ToolError(
                 "file_not_found", f"{path} does not exist; edit_file only changes existing files, use write_file"
             ) from None
         raise ToolError("file_not_found", f"File not found: {path}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ToolError("is_a_directory", f"{path} is a directory")
-    if not stat.S_ISREG(info.st_mode):
-        raise ToolError("not_a_file", f"{path} is not a regular file")
-    if not old_text:
-        raise invalid_arguments(
-            "old_text is empty; copy the lines to change from the file (read_file shows them), "
-            "or use write_file to replace the whole file"
-        )
-    if old_text == new_text:
-        raise ToolError("no_change", "old_text and new_text are the same; nothing to change")
-    if info.st_size > ctx.limits.write_bytes:
+    with opened as fh:
+        if not old_text:
+            raise invalid_arguments(
+                "old_text is empty; copy the lines to change from the file (read_file shows them), "
+                "or use write_file to replace the whole file"
+            )
+        if old_text == new_text:
+            raise ToolError("no_change", "old_text and new_text are the same; nothing to change")
+        if os.fstat(fh.fileno()).st_size > ctx.limits.write_bytes:
+            raise ToolError("file_too_large", f"{path} is larger than {ctx.limits.write_bytes} bytes")
+        data = fh.read(ctx.limits.write_bytes + 1)
+    if len(data) > ctx.limits.write_bytes:  # it grew since
         raise ToolError("file_too_large", f"{path} is larger than {ctx.limits.write_bytes} bytes")
-
-    data = target.read_bytes()
     if looks_binary(data[: ctx.limits.binary_probe_bytes]):
         raise ToolError("binary_file", f"{path} is a binary file")
     text = data.decode(*_ENCODING)
@@ -117,7 +115,7 @@ def edit_file(ctx: ToolContext, arguments: Mapping[str, Any]) -> dict[str, Any]:
     out = (bom + edited).encode(*_ENCODING)
     if len(out) > ctx.limits.write_bytes:
         raise ToolError("content_too_large", f"the edited file would be larger than {ctx.limits.write_bytes} bytes")
-    atomic_write(target, out)
+    atomic_write(ctx.workspace, target, out, path)
 
     relative = ctx.workspace.relative(target)
     line, diff = _describe(_split(text)[0], _split(edited)[0], relative)

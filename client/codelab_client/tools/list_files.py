@@ -2,6 +2,9 @@
 
 Items are `{name, path, type, size}` with `type` one of `file`, `directory`, `symlink`, `other`; paths are
 relative to the project root. Symlinked folders are listed but never entered, and `.git` is never entered.
+Named pipes, sockets and devices are listed as `other`; listing only reads the folder, it never opens them. Each
+folder is read through a descriptor from `Workspace.open_folder` (reached from the root without following links),
+so a folder swapped for a symlink leading out after it was listed is not entered either.
 """
 
 from __future__ import annotations
@@ -41,21 +44,25 @@ def list_files(ctx: ToolContext, arguments: Mapping[str, Any]) -> dict[str, Any]
     while pending and not truncated:
         current = pending.pop(0)
         try:
-            entries = sorted(os.scandir(current), key=lambda entry: entry.name)
+            entries = _entries(ctx, current)
         except PermissionError:
             continue
-        for entry in entries:
-            if not include_hidden and entry.name.startswith("."):
+        except ToolError:
+            if current == folder:
+                raise
+            continue  # it changed since it was listed
+        for name, kind, size in entries:
+            if not include_hidden and name.startswith("."):
                 continue
-            kind, size = _kind_and_size(entry)
-            if recursive and kind == "directory" and entry.name not in NEVER_ENTERED:
-                pending.append(Path(entry.path))
-            if pattern and not fnmatch.fnmatch(entry.name, pattern):
+            entry_path = current / name
+            if recursive and kind == "directory" and name not in NEVER_ENTERED:
+                pending.append(entry_path)
+            if pattern and not fnmatch.fnmatch(name, pattern):
                 continue
             if len(items) >= cap:
                 truncated = True
                 break
-            items.append({"name": entry.name, "path": ctx.workspace.relative(entry.path), "type": kind, "size": size})
+            items.append({"name": name, "path": ctx.workspace.relative(entry_path), "type": kind, "size": size})
     return {
         "success": True,
         "path": ctx.workspace.relative(folder),
@@ -63,6 +70,16 @@ def list_files(ctx: ToolContext, arguments: Mapping[str, Any]) -> dict[str, Any]
         "total_count": len(items),
         "truncated": truncated,
     }
+
+
+def _entries(ctx: ToolContext, folder: Path) -> list[tuple[str, str, int]]:
+    """Name, type and size of every entry of `folder`, sorted by name, read through its descriptor."""
+    fd = ctx.workspace.open_folder(folder, ctx.workspace.relative(folder))
+    try:
+        with os.scandir(fd) as scan:
+            return sorted((entry.name, *_kind_and_size(entry)) for entry in scan)
+    finally:
+        os.close(fd)
 
 
 def _kind_and_size(entry: os.DirEntry[str]) -> tuple[str, int]:

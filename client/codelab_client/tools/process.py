@@ -1,8 +1,10 @@
 """Running a child process with a time limit and bounded output capture.
 
 The child gets its own session (process group), so a timeout or a cancelled tool call stops the command and
-everything it started, not just the shell. Output beyond the cap is read and dropped, so the child never blocks
-on a full pipe.
+everything it started, not just the shell. On Linux it also runs under `reaper.py`, which catches what leaves the
+group (`setsid`, double forks, `nohup ... &`) and kills it when the command ends, so nothing a command started is
+left running once the call returns. Output beyond the cap is read and dropped, so the child never blocks on a full
+pipe.
 """
 
 from __future__ import annotations
@@ -11,14 +13,21 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 KILL_GRACE_S = 2.0
-"""How long a stopped command gets between SIGTERM and SIGKILL."""
+"""How long a stopped command gets between SIGTERM and SIGKILL (the reaper gives it `reaper.TERM_GRACE_S` of it,
+then needs the rest to kill what is left)."""
 PIPE_GRACE_S = 1.0
 """How long output is still read after the command ended, before background children holding it are killed."""
+
+REAPER = Path(__file__).with_name("reaper.py")
+"""Run by path, not imported: the wrapper process loads no more than the standard library."""
+USE_REAPER = sys.platform == "linux" and bool(sys.executable) and os.path.isdir("/proc/self/task")
+"""Elsewhere the process group is all there is; a command that leaves it is not followed."""
 
 QUIET_ENV = {"PAGER": "cat", "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0"}
 """Keeps commands from waiting on a pager or a password prompt nobody can answer."""
@@ -55,12 +64,11 @@ async def run_process(
         "start_new_session": True,
         "env": env,
     }
-    if shell:
-        assert isinstance(command, str)
-        proc = await asyncio.create_subprocess_shell(command, **common)  # type: ignore[arg-type]
-    else:
-        assert isinstance(command, list)
-        proc = await asyncio.create_subprocess_exec(*command, **common)  # type: ignore[arg-type]
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else command
+    assert shell == isinstance(command, str), "a shell runs a string, anything else a list of arguments"
+    if USE_REAPER:
+        argv = [sys.executable, "-I", "-S", str(REAPER), *argv]
+    proc = await asyncio.create_subprocess_exec(*argv, **common)  # type: ignore[arg-type]
     out, err = Captured(bytearray()), Captured(bytearray())
     assert proc.stdout is not None and proc.stderr is not None
     readers = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import stat
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,17 +18,15 @@ def read_file(ctx: ToolContext, arguments: Mapping[str, Any]) -> dict[str, Any]:
     if end is not None and end < start:
         raise invalid_arguments("end_line must not be before start_line")
     target = ctx.workspace.resolve(path)
+    if target.is_dir():
+        raise ToolError("is_a_directory", f"{path} is a directory; use list_files")
     try:
-        info = target.stat()
+        opened = ctx.workspace.open_file(target, path)
     except FileNotFoundError:
         raise ToolError("file_not_found", f"File not found: {path}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ToolError("is_a_directory", f"{path} is a directory; use list_files")
-    if not stat.S_ISREG(info.st_mode):
-        raise ToolError("not_a_file", f"{path} is not a regular file")
 
     cap = ctx.limits.read_bytes
-    with target.open("rb") as fh:
+    with opened as fh:
         if looks_binary(fh.read(ctx.limits.binary_probe_bytes)):
             raise ToolError("binary_file", f"{path} is a binary file")
         fh.seek(0)

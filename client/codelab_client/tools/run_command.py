@@ -3,7 +3,8 @@
 The command runs through the shell with the project root as working folder (or `cwd`, which must stay inside
 it). `timeout` is in seconds (default 60, at most 300). Each stream keeps its first 64 KiB; when more was
 produced, `stdout_truncated` / `stderr_truncated` is set. Nothing confines what a shell command does: that is why
-the agent marks it `requires_approval`, and the client asks before running it.
+the agent marks it `requires_approval`, and the client asks before running it. What it confines is time: on Linux
+nothing the command started is left running when the call returns, detached or not (see `process` and `reaper`).
 """
 
 from __future__ import annotations

@@ -1,21 +1,25 @@
 """`search_in_project {query, path?}` → `{success, matches: [{path, line, text}], total_count, truncated}`.
 
 A plain, case-sensitive substring search over the project's text files. Skipped: version-control and cache
-folders, virtual environments and node_modules, symlinks (they may lead out of the workspace), binary files and
-files over the size cap.
+folders, virtual environments and node_modules, symlinks (they may lead out of the workspace), binary files,
+files over the size cap, and every file `Workspace.open_file` refuses: named pipes, sockets and devices (never
+opened, so a pipe cannot block the search), files with several names, a file that changed while it was opened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from codelab_client.tools import args
 from codelab_client.tools.context import ToolContext
 from codelab_client.tools.errors import ToolError
 from codelab_client.tools.files import looks_binary
+from codelab_client.tools.workspace import Workspace
 
 SKIPPED_FOLDERS = frozenset(
     {
@@ -50,39 +54,63 @@ def search_in_project(ctx: ToolContext, arguments: Mapping[str, Any]) -> dict[st
     limits = ctx.limits
     matches: list[dict[str, Any]] = []
     truncated = False
-    for file in _text_files(start):
-        for number, text in _matching_lines(file, query, limits.search_file_bytes, limits.binary_probe_bytes):
-            if len(matches) >= limits.search_matches:
-                truncated = True
+    with contextlib.closing(_text_files(ctx.workspace, start)) as files:  # closing it closes its folder
+        for shown, open_file in files:
+            for number, text in _matching_lines(ctx, open_file, query):
+                if len(matches) >= limits.search_matches:
+                    truncated = True
+                    break
+                matches.append({"path": shown, "line": number, "text": text[: limits.search_line_chars]})
+            if truncated:
                 break
-            matches.append(
-                {"path": ctx.workspace.relative(file), "line": number, "text": text[: limits.search_line_chars]}
-            )
-        if truncated:
-            break
     return {"success": True, "matches": matches, "total_count": len(matches), "truncated": truncated}
 
 
-def _text_files(start: Path) -> Iterator[Path]:
-    if start.is_file():
-        yield start
+def _text_files(workspace: Workspace, start: Path) -> Generator[tuple[str, Callable[[], BinaryIO]]]:
+    """Every file to search under `start` (or `start` itself), as its path for the model and a way to open it.
+
+    Folders are visited depth first in name order, each opened once through `Workspace.open_folder` and its files
+    opened relative to it; only entries that are regular files (not symlinks) by their directory entry are
+    yielded, so a named pipe or a device is never even stat'ed, let alone opened.
+    """
+    if not start.is_dir():
+        yield workspace.relative(start), lambda: workspace.open_file(start, workspace.relative(start))
         return
-    for folder, dirs, files in os.walk(start):
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_FOLDERS)
-        for name in sorted(files):
-            file = Path(folder, name)
-            if not file.is_symlink():
-                yield file
+    pending = [start]
+    while pending:
+        current = pending.pop()
+        shown = workspace.relative(current)
+        try:
+            folder = workspace.open_folder(current, shown)
+        except (OSError, ToolError):
+            continue
+        try:
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False):
+                    path = f"{shown}/{entry.name}" if shown != "." else entry.name
+                    yield path, partial(workspace.open_file_in, folder, entry.name, path)
+            subfolders = [e.name for e in entries if e.is_dir(follow_symlinks=False) and e.name not in SKIPPED_FOLDERS]
+            pending.extend(current / name for name in reversed(subfolders))
+        except OSError:
+            continue
+        finally:
+            os.close(folder)
 
 
-def _matching_lines(file: Path, query: str, max_bytes: int, probe: int) -> Iterator[tuple[int, str]]:
+def _matching_lines(ctx: ToolContext, open_file: Callable[[], BinaryIO], query: str) -> Iterator[tuple[int, str]]:
+    max_bytes = ctx.limits.search_file_bytes
     try:
-        if file.stat().st_size > max_bytes:
-            return
-        data = file.read_bytes()
-    except OSError:
+        with open_file() as fh:
+            if os.fstat(fh.fileno()).st_size > max_bytes:
+                return
+            data = fh.read(max_bytes + 1)
+    except (OSError, ToolError):
         return
-    if looks_binary(data[:probe]):
+    if len(data) > max_bytes:
+        return
+    if looks_binary(data[: ctx.limits.binary_probe_bytes]):
         return
     text = data.decode("utf-8", "replace")
     if query not in text:

@@ -16,13 +16,11 @@ The file keeps its shape where the model's content would change it by accident:
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from codelab_client.tools import args
 from codelab_client.tools.context import ToolContext
@@ -41,10 +39,19 @@ def write_file(ctx: ToolContext, arguments: Mapping[str, Any]) -> dict[str, Any]
         raise ToolError("content_too_large", f"content is over {ctx.limits.write_bytes} bytes")
 
     target = ctx.workspace.resolve(path)
-    existed = target.exists()
-    if existed and not stat.S_ISREG(target.stat().st_mode):
-        raise ToolError("not_a_file", f"{path} exists and is not a regular file")
-    data = _shaped(content, _Shape.of(target, ctx.limits.binary_probe_bytes) if existed else None)
+    original: bytes | None = None
+    mode = 0
+    try:
+        with ctx.workspace.open_file(target, path) as fh:
+            shape: _Shape | None = _Shape.of(fh, ctx.limits.binary_probe_bytes)
+            if backup:
+                fh.seek(0)
+                original = fh.read()
+            mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
+    except FileNotFoundError:
+        shape = None
+    existed = shape is not None
+    data = _shaped(content, shape)
     if len(data) > ctx.limits.write_bytes:
         raise ToolError("content_too_large", f"content is {len(data)} bytes; the limit is {ctx.limits.write_bytes}")
     if not target.parent.is_dir():
@@ -52,14 +59,14 @@ def write_file(ctx: ToolContext, arguments: Mapping[str, Any]) -> dict[str, Any]
             raise ToolError("directory_not_found", f"folder of {path} does not exist (pass create_dirs: true)")
         if target.parent.exists():
             raise ToolError("not_a_directory", f"a parent of {path} is a file")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        ctx.workspace.make_folders(target.parent, path)
 
     result: dict[str, Any] = {"success": True, "bytes_written": len(data), "path": ctx.workspace.relative(target)}
-    if backup and existed:
+    if original is not None:
         copy = target.with_name(f"{target.name}.backup.{int(time.time() * 1000)}")
-        shutil.copy2(target, copy)
+        atomic_write(ctx.workspace, copy, original, ctx.workspace.relative(copy), mode=mode)
         result["backup_path"] = ctx.workspace.relative(copy)
-    atomic_write(target, data)
+    atomic_write(ctx.workspace, target, data, path)
     result["created"] = not existed
     return result
 
@@ -74,15 +81,14 @@ class _Shape:
     """`\\r\\n` or `\\n`; None for a file without any newline (or empty)."""
 
     @classmethod
-    def of(cls, target: Path, probe: int) -> _Shape:
-        with target.open("rb") as fh:
-            head = fh.read(probe)
-            size = fh.seek(0, os.SEEK_END)
-            if size > len(head):
-                fh.seek(size - 1)
-                last = fh.read(1)
-            else:
-                last = head[-1:]
+    def of(cls, fh: BinaryIO, probe: int) -> _Shape:
+        head = fh.read(probe)
+        size = fh.seek(0, os.SEEK_END)
+        if size > len(head):
+            fh.seek(size - 1)
+            last = fh.read(1)
+        else:
+            last = head[-1:]
         if b"\n" not in head:
             return cls(size == 0, last == b"\n", None)
         crlf = head.count(b"\r\n")
