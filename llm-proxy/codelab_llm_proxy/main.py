@@ -28,6 +28,7 @@ from codelab_llm_proxy.api.metrics.api_router import router as metrics_router
 from codelab_llm_proxy.api.models.api_router import router as models_router
 from codelab_llm_proxy.api.models.serving import ModelsService
 from codelab_llm_proxy.api.tokenize.api_router import router as tokenize_router
+from codelab_llm_proxy.api.tokenize.protocol import TokenizeRequest
 from codelab_llm_proxy.api.tokenize.serving import TokenizeService
 from codelab_llm_proxy.core.config import Settings
 from codelab_llm_proxy.core.errors import install_error_handlers
@@ -58,7 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()  # type: ignore[call-arg]
     registry = build_registry(settings)
     _check_providers(registry)
-    router = Router(registry)
+    own_keys = [settings.internal_api_key.get_secret_value(), *(k.get_secret_value() for k in settings.caller_keys)]
+    router = Router(registry, secrets=own_keys)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(messages_router)
     app.include_router(metrics_router)
     app.include_router(tokenize_router)
-    add_schemas(app, ChatCompletionRequest, MessagesRequest)
+    add_schemas(app, ChatCompletionRequest, MessagesRequest, TokenizeRequest)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, code="request_too_large")
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.add_middleware(

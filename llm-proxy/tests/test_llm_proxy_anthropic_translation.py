@@ -239,7 +239,8 @@ async def test_upstream_http_errors_map_to_the_proxy_errors(
     body = {"model": CLAUDE, "messages": [{"role": "user", "content": "hi"}]}
     fake_anthropic.reply_error(400, "prompt is too long: 210000 tokens > 200000 maximum")
     status, _, raw = await post(llm_proxy, "/v1/chat/completions", body)
-    assert status == 400 and orjson.loads(raw)["error"]["message"].startswith("prompt is too long")
+    message = orjson.loads(raw)["error"]["message"]
+    assert status == 400 and "HTTP 400 (invalid_request_error): prompt is too long: 210000 tokens" in message
     fake_anthropic.reply_error(401, "invalid x-api-key")
     status, _, raw = await post(llm_proxy, "/v1/chat/completions", body)
     assert status == 502 and "credentials" in orjson.loads(raw)["error"]["message"]

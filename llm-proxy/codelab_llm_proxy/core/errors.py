@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from codelab_common.http_errors import error_body, error_response
 from codelab_common.http_errors import install_error_handlers as install_common_error_handlers
+from codelab_llm_proxy.core.redaction import Redactor
 
 
 class ProxyError(Exception):
@@ -52,12 +53,31 @@ class ModelNotFound(ProxyError):
 
 
 class UpstreamError(ProxyError):
-    """The model's server failed (connect error, 5xx, bad answer): 502."""
+    """The model's server failed (connect error, 5xx, bad answer): 502.
+
+    `message` is the proxy's own sentence; what the upstream said travels apart (`upstream_type`,
+    `upstream_message`) and reaches the client only through `summarize`, cleaned and bounded."""
 
     status, type, code = 502, "upstream_error", "upstream_error"
     retryable: bool = True
     """False when trying the same deployment again cannot help (e.g. it rejects our credentials); the router then
     moves on to the next deployment at once."""
+
+    def __init__(self, message: str, *, upstream_type: str = "", upstream_message: str = "", **options: Any) -> None:
+        super().__init__(message, **options)
+        self.upstream_type = upstream_type
+        self.upstream_message = upstream_message
+
+    def summarize(self, redactor: Redactor) -> UpstreamError:
+        """Append the upstream's error type and message, as `redactor` lets them through, to `message` (once)."""
+        kind = redactor.kind(self.upstream_type)
+        words = redactor.summary(self.upstream_message)
+        if kind:
+            self.message = f"{self.message} ({kind})"
+        if words:
+            self.message = f"{self.message}: {words}"
+        self.upstream_type = self.upstream_message = ""
+        return self
 
 
 class UpstreamTimeout(UpstreamError):
@@ -65,7 +85,9 @@ class UpstreamTimeout(UpstreamError):
 
 
 class UpstreamRejected(UpstreamError):
-    """The upstream refused the request itself (4xx, e.g. context too long): its status and message pass through."""
+    """The upstream refused the request (a 4xx other than 401/403, or an error saying the request is at fault: context
+    too long, content filtered, invalid tool schema): its status is kept. Except for 429 (the upstream's rate limit),
+    the request itself is at fault: not retried, not failed over, no mark against the deployment's circuit breaker."""
 
     type, code = "invalid_request_error", "upstream_rejected"
 

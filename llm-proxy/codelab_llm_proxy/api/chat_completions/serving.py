@@ -27,6 +27,7 @@ from codelab_common.http_errors import describe_validation_errors
 from codelab_common.sse import DEFAULT_KEEP_ALIVE_S, KEEP_ALIVE, EventStreamResponse
 from codelab_llm_proxy.api.chat_completions.protocol import ChatCompletionRequest
 from codelab_llm_proxy.core.errors import InvalidRequest, ModelNotFound, ProxyError
+from codelab_llm_proxy.core.json_body import parse_json_object
 from codelab_llm_proxy.core.model_registry import ModelRegistry
 from codelab_llm_proxy.services.observability import observe_completion, observe_error, observe_route, observe_upstream
 from codelab_llm_proxy.services.rate_limit import UNLIMITED, Caller, RateLimiter, Ticket, UsageTap
@@ -121,12 +122,7 @@ class ChatCompletionService:
 
     @staticmethod
     def _validate(raw_body: bytes) -> tuple[dict[str, Any], ChatCompletionRequest]:
-        try:
-            body = orjson.loads(raw_body)
-        except orjson.JSONDecodeError:
-            raise InvalidRequest("request body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise InvalidRequest("request body must be a JSON object")
+        body = parse_json_object(raw_body)
         try:
             return body, ChatCompletionRequest.model_validate(body)
         except ValidationError as exc:

@@ -23,6 +23,7 @@ from codelab_common.sse import EventStreamResponse, encode_event
 from codelab_llm_proxy.api.chat_completions.serving import ChatCompletionService
 from codelab_llm_proxy.api.messages.protocol import MessagesRequest
 from codelab_llm_proxy.core.errors import InvalidRequest, ProxyError
+from codelab_llm_proxy.core.json_body import parse_json_object
 from codelab_llm_proxy.core.model_registry import ModelRegistry
 from codelab_llm_proxy.services.rate_limit import Caller
 from codelab_llm_proxy.services.translation.anthropic_request import anthropic_to_openai_request
@@ -75,12 +76,7 @@ class MessagesService:
 
     @staticmethod
     def _validate(raw_body: bytes) -> dict[str, Any]:
-        try:
-            body = orjson.loads(raw_body)
-        except orjson.JSONDecodeError:
-            raise InvalidRequest("request body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise InvalidRequest("request body must be a JSON object")
+        body = parse_json_object(raw_body)
         try:
             MessagesRequest.model_validate(body)
         except ValidationError as exc:

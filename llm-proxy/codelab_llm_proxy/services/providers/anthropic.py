@@ -21,7 +21,7 @@ from codelab_llm_proxy.core.model_registry import ModelConfig
 from codelab_llm_proxy.services.providers import upstream_http
 from codelab_llm_proxy.services.providers.base import ChatBody, register_provider
 from codelab_llm_proxy.services.translation.anthropic_request import openai_to_anthropic_request, thinking_requested
-from codelab_llm_proxy.services.translation.anthropic_response import openai_completion
+from codelab_llm_proxy.services.translation.anthropic_response import ANTHROPIC_ERROR_TYPES, openai_completion
 from codelab_llm_proxy.services.translation.anthropic_stream import AnthropicStreamError, AnthropicToOpenAIStream
 
 log = structlog.get_logger(__name__)
@@ -36,6 +36,7 @@ class AnthropicProvider:
         self._session = session
         self._url = f"{model.base_url}/v1/messages"
         self._timeout = upstream_http.client_timeout(model)
+        self._who = upstream_http.who(model)
 
     def _headers(self, stream: bool) -> dict[str, str]:
         headers = {
@@ -59,11 +60,11 @@ class AnthropicProvider:
         try:
             message = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            raise UpstreamError(f"model server for {self._model.name!r} answered with invalid JSON") from None
+            raise UpstreamError(f"model server for {self._who} answered with invalid JSON") from None
+        if isinstance(message, dict) and message.get("type") == "error":
+            raise self._error(message.get("error"), "in its answer")
         if not isinstance(message, dict) or message.get("type") != "message":
-            error = message.get("error") if isinstance(message, dict) else None
-            detail = error.get("message") if isinstance(error, dict) else None
-            raise UpstreamError(detail or f"model server for {self._model.name!r} sent no message")
+            raise UpstreamError(f"model server for {self._who} sent no message")
         return openai_completion(
             message, model=body["model"], created=int(time.time()), include_reasoning=thinking_requested(body)
         )
@@ -86,18 +87,22 @@ class AnthropicProvider:
                     try:
                         event = orjson.loads(line[5:])
                     except orjson.JSONDecodeError:
-                        raise UpstreamError(
-                            f"model server for {self._model.name!r} sent an invalid stream event"
-                        ) from None
+                        raise UpstreamError(f"model server for {self._who} sent an invalid stream event") from None
                     for chunk in translator.feed(event):
                         yield chunk
                     if translator.done:
                         break
         except AnthropicStreamError as exc:
-            message = exc.message or f"model server failed mid-stream ({exc.type})"
-            raise UpstreamError(message, type=exc.type) from None
+            raise self._error({"type": exc.type, "message": exc.message}, "mid-stream") from None
         finally:
             if translator.dropped_thinking:
                 log.info("thinking_dropped", model=self._model.name, deltas=translator.dropped_thinking)
         if not translator.done:
-            raise UpstreamError(f"model server for {self._model.name!r} ended the stream before message_stop")
+            raise UpstreamError(f"model server for {self._who} ended the stream before message_stop")
+
+    def _error(self, error: Any, where: str) -> UpstreamError:
+        """An in-band error; Anthropic's own error types (e.g. `overloaded_error`) are kept for the client."""
+        failure = upstream_http.answer_error(self._model, error, where)
+        if failure.upstream_type in ANTHROPIC_ERROR_TYPES:
+            failure.type = failure.upstream_type
+        return failure

@@ -27,6 +27,7 @@ class OpenAICompatibleProvider:
         self._session = session
         self._url = f"{model.base_url}/chat/completions"
         self._timeout = upstream_http.client_timeout(model)
+        self._who = upstream_http.who(model)
 
     def _headers(self, stream: bool) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
@@ -43,10 +44,11 @@ class OpenAICompatibleProvider:
         try:
             answer = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            raise UpstreamError(f"model server for {self._model.name!r} answered with invalid JSON") from None
-        if not isinstance(answer, dict) or "error" in answer:
-            message = upstream_http.error_message(answer)
-            raise UpstreamError(message or f"model server for {self._model.name!r} sent no completion")
+            raise UpstreamError(f"model server for {self._who} answered with invalid JSON") from None
+        if not isinstance(answer, dict):
+            raise UpstreamError(f"model server for {self._who} sent no completion")
+        if "error" in answer:
+            raise upstream_http.answer_error(self._model, answer["error"], "in its answer")
         return answer
 
     async def stream(self, body: ChatBody) -> AsyncGenerator[dict[str, Any], None]:
@@ -63,7 +65,7 @@ class OpenAICompatibleProvider:
                 try:
                     event = orjson.loads(payload)
                 except orjson.JSONDecodeError:
-                    raise UpstreamError(f"model server for {self._model.name!r} sent an invalid stream event") from None
+                    raise UpstreamError(f"model server for {self._who} sent an invalid stream event") from None
                 if "error" in event:
-                    raise UpstreamError(upstream_http.error_message(event) or "model server failed mid-stream")
+                    raise upstream_http.answer_error(self._model, event["error"], "mid-stream")
                 yield event

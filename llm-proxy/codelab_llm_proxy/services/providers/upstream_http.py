@@ -2,7 +2,10 @@
 
 Failures become `UpstreamError`s the serving and routing layers understand: connect errors and 5xx → 502,
 silence longer than the model's read timeout → 504, an upstream refusing our credentials → 502 (not retried),
-other 4xx keep their status and the upstream's message; an upstream `Retry-After` rides along for the router.
+other 4xx keep their status (`UpstreamRejected`), as does an answer naming the request's fault (context length,
+content filter, invalid tool schema) whatever its status; an upstream `Retry-After` rides along for the router.
+Each error's message is the proxy's own sentence naming the model and deployment, never a host or URL; the
+upstream's error type and message ride apart, for the router to clean and bound (`core.redaction`).
 
 Each request is one try of one deployment and, when the proxy traces, one client span (a retry or a failover is a
 span of its own), whose `traceparent` goes to the model server too.
@@ -11,6 +14,8 @@ span of its own), whose `traceparent` goes to the model server too.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +28,32 @@ from codelab_common import tracing
 from codelab_llm_proxy.core.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
 from codelab_llm_proxy.core.model_registry import ModelConfig
 from codelab_llm_proxy.services.routing.retry import parse_retry_after
+
+BAD_REQUEST = 400
+MAX_ERROR_TEXT_BYTES = 4096
+"""Of a non-JSON error body (an HTML page from a reverse proxy), only this much is read for its message."""
+REQUEST_FAULT_KINDS = frozenset(
+    {
+        "400",
+        "404",
+        "413",
+        "422",
+        "invalid_request_error",
+        "BadRequestError",
+        "context_length_exceeded",
+        "exceed_context_size_error",
+        "content_filter",
+        "content_policy_violation",
+        "request_too_large",
+        "not_found_error",
+    }
+)
+"""Error types and codes (OpenAI, Azure, Anthropic, vLLM, llama.cpp) that blame the request, not the server."""
+_REQUEST_FAULT_WORDS = re.compile(
+    r"(?i)context[ _]length|maximum context|exceeds? the (available )?context|prompt is too long"
+    r"|content[ _](filter|management policy)|invalid schema for function|tool schema"
+)
+_MARKUP = re.compile(r"<[^>]*>")
 
 
 def client_timeout(model: ModelConfig) -> aiohttp.ClientTimeout:
@@ -104,10 +135,10 @@ def transport_error(model: ModelConfig, exc: BaseException) -> UpstreamError:
     if isinstance(exc, UpstreamError):
         return exc
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return UpstreamTimeout(f"model server for {model.name!r} did not answer within {model.read_timeout_s:g} s")
+        return UpstreamTimeout(f"model server for {who(model)} did not answer within {model.read_timeout_s:g} s")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return UpstreamError(f"cannot reach the model server for {model.name!r} at {model.base_url}")
-    return UpstreamError(f"model server for {model.name!r} failed: {type(exc).__name__}: {exc}")
+        return UpstreamError(f"cannot reach the model server for {who(model)}: {_reason(exc)}")
+    return UpstreamError(f"model server for {who(model)} failed ({type(exc).__name__})", upstream_message=str(exc))
 
 
 def status_error(
@@ -120,26 +151,74 @@ def status_error(
     return error
 
 
+def answer_error(model: ModelConfig, error: Any, where: str) -> UpstreamError:
+    """The typed error for an `error` inside a 200 answer or a stream (`where` says which, for the message)."""
+    kind, message = _error_parts(error)
+    if _names_request_fault(error, kind, message):
+        return UpstreamRejected(
+            f"model server for {who(model)} refused the request {where}",
+            status=BAD_REQUEST,
+            upstream_type=kind,
+            upstream_message=message,
+        )
+    return UpstreamError(f"model server for {who(model)} failed {where}", upstream_type=kind, upstream_message=message)
+
+
+def who(model: ModelConfig) -> str:
+    """The model, and its deployment when that has a name of its own, as error messages name them."""
+    if model.deployment_id and model.deployment_id != model.name:
+        return f"{model.name!r} (deployment {model.deployment_id!r})"
+    return repr(model.name)
+
+
 def _status_error_of(model: ModelConfig, status: int, payload: bytes) -> UpstreamError:
-    try:
-        message = error_message(orjson.loads(payload))
-    except orjson.JSONDecodeError:
-        message = payload[:500].decode(errors="replace").strip()
-    message = message or f"HTTP {status}"
+    error = error_of(payload)
+    kind, message = _error_parts(error)
+    details = {"upstream_type": kind, "upstream_message": message}
     if status in (401, 403):
-        error = UpstreamError(f"model server for {model.name!r} rejected the proxy's credentials: {message}")
-        error.retryable = False
-        return error
-    if 400 <= status < 500:
-        return UpstreamRejected(message, status=status)
-    return UpstreamError(f"model server for {model.name!r} failed with HTTP {status}: {message}")
+        rejected = UpstreamError(
+            f"model server for {who(model)} rejected the proxy's credentials with HTTP {status}", **details
+        )
+        rejected.retryable = False
+        return rejected
+    if 400 <= status < 500 or _names_request_fault(error, kind, message):
+        return UpstreamRejected(
+            f"model server for {who(model)} refused the request with HTTP {status}",
+            status=status if status < 500 else BAD_REQUEST,
+            **details,
+        )
+    return UpstreamError(f"model server for {who(model)} failed with HTTP {status}", **details)
 
 
-def error_message(answer: Any) -> str:
-    """The message of an upstream's error body (`{"error": {"message"}}`, `{"error": "..."}`, `{"detail"}`)."""
-    if not isinstance(answer, dict):
-        return ""
-    error = answer.get("error", answer.get("detail"))
+def _error_parts(error: Any) -> tuple[str, str]:
+    """An upstream error's type (or code) and message: `{"type", "code", "message"}`, or just a text."""
     if isinstance(error, dict):
-        return str(error.get("message") or "")
-    return str(error or "")
+        kind = next((v for v in (error.get("type"), error.get("code")) if isinstance(v, str) and v), "")
+        return kind, str(error.get("message") or error.get("detail") or "")
+    return "", "" if error is None else str(error)
+
+
+def _names_request_fault(error: Any, kind: str, message: str) -> bool:
+    """Whether an upstream's error says the request itself is at fault (its type, code or wording)."""
+    codes = {kind}
+    if isinstance(error, dict):
+        codes |= {str(error.get(key)) for key in ("type", "code") if error.get(key) is not None}
+    return bool(codes & REQUEST_FAULT_KINDS) or _REQUEST_FAULT_WORDS.search(message) is not None
+
+
+def _reason(exc: aiohttp.ClientConnectorError) -> str:
+    """Why a connection failed, without the address (an OS error's text names it; its errno does not)."""
+    errno = exc.os_error.errno
+    return os.strerror(errno) if isinstance(errno, int) and errno > 0 else type(exc).__name__
+
+
+def error_of(payload: bytes) -> Any:
+    """The error in an upstream's error body (`{"error": ...}`, `{"detail": ...}`, or the object itself), or its
+    text when it is no JSON (markup removed)."""
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return _MARKUP.sub(" ", payload[:MAX_ERROR_TEXT_BYTES].decode(errors="replace"))
+    if isinstance(body, dict):
+        return body.get("error", body.get("detail", body))
+    return body

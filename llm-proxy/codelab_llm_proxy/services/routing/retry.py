@@ -1,9 +1,10 @@
 """Which upstream failures are worth another try, and how long to wait before it.
 
 Transient: connect errors, 5xx, timeouts and 429 (`UpstreamError` and its timeout, or a passed-on 429). A
-deployment that refuses the request itself (any other 4xx) would refuse it again anywhere, so that error goes
-straight to the caller. The wait doubles per try with jitter (so many proxies retrying at once spread out), and an
-upstream's `Retry-After` is honoured when it is not longer than the policy's cap.
+deployment that refuses the request itself (`is_request_fault`: any other 4xx but 401/403, or an error naming the
+request's fault such as its context length) would refuse it again anywhere, so that error goes straight to the caller,
+and it says nothing about the deployment's health. The wait doubles per try with jitter (so many proxies retrying at
+once spread out), and an upstream's `Retry-After` is honoured when it is not longer than the policy's cap.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ from codelab_llm_proxy.core.model_registry import RetryPolicy
 TOO_MANY_REQUESTS = 429
 
 
+def is_request_fault(error: UpstreamError) -> bool:
+    """Did the upstream refuse the request itself, so that no try anywhere can succeed?"""
+    return isinstance(error, UpstreamRejected) and error.status != TOO_MANY_REQUESTS
+
+
 def is_transient(error: UpstreamError) -> bool:
     """May a later try (here or on another deployment) succeed where this one failed?"""
-    if isinstance(error, UpstreamRejected):
-        return error.status == TOO_MANY_REQUESTS
-    return True
+    return not is_request_fault(error)
 
 
 def retry_delay(policy: RetryPolicy, attempt: int, retry_after: float | None) -> float | None:

@@ -9,6 +9,15 @@ upstream's `Retry-After` honoured) and then the next deployment is tried; deploy
 skipped, and when every one is, the request fails with 503. Once the first chunk has been handed to the client,
 nothing is retried: a failure propagates and the serving layer ends the stream with an in-band error.
 
+Circuit breakers count requests, not tries: a request holds one permit per deployment it tries, for all of that
+deployment's retries, and ends it with one outcome: a success, one failure (its last try failed: 5xx, connect
+error, timeout, 429, rejected credentials), or nothing at all when the upstream refused the request itself
+(`is_request_fault`: context too long, content filtered, any 4xx but 401/403/429), which is the client's problem
+and must not take the deployment from every other client.
+
+Every upstream error leaves through `_summarize`: the proxy's own sentence, with the upstream's error type and
+message cleaned of secrets and internal addresses and bounded (`core.redaction`).
+
 Timeouts: connect and idle (silence between chunks, `read_timeout_s`) live in the provider's HTTP client; the
 time to the first chunk (`first_token_timeout_s`) and the whole request (`total_timeout_s`) are enforced here.
 """
@@ -17,19 +26,21 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from codelab_common.health import tcp_reachable
 from codelab_llm_proxy.core.errors import NoDeploymentAvailable, UpstreamError, UpstreamTimeout
 from codelab_llm_proxy.core.model_registry import ModelConfig, ModelRegistry
+from codelab_llm_proxy.core.redaction import Redactor
 from codelab_llm_proxy.services.observability.observation import observe_deployment
 from codelab_llm_proxy.services.providers import ChatBody, Provider, create_provider, provider_names
 from codelab_llm_proxy.services.routing.circuit_breaker import CircuitBreaker
 from codelab_llm_proxy.services.routing.deployment import CompletionRequest, Deployment, DeploymentHealth
-from codelab_llm_proxy.services.routing.retry import TOO_MANY_REQUESTS, is_transient, retry_delay
+from codelab_llm_proxy.services.routing.retry import TOO_MANY_REQUESTS, is_request_fault, is_transient, retry_delay
 from codelab_llm_proxy.services.translation.openai_chunks import CompletionBuilder
 
 Chunk = dict[str, Any]
@@ -39,7 +50,8 @@ _ENVELOPE_ONLY = ("choices", "usage")
 class Router:
     """Built from the registry at startup (unknown providers fail there); `connect` creates the providers."""
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, secrets: Iterable[str] = ()) -> None:
+        """`secrets`: the proxy's own keys, kept out of error messages like every deployment's upstream key."""
         known = set(provider_names())
         self._deployments: dict[str, Deployment] = {}
         for model in registry:
@@ -52,6 +64,12 @@ class Router:
         self._chains = {
             model.name: [self._deployments[d.deployment_id] for d in registry.route(model.name)] for model in registry
         }
+        own = tuple(secrets)
+        deployments = tuple(self._deployments.values())
+        self._redactor = Redactor(
+            lambda: (*own, *(d.config.api_key() for d in deployments)),
+            hosts=(urlsplit(d.config.base_url).hostname or "" for d in deployments),
+        )
 
     def connect(self, session: aiohttp.ClientSession) -> None:
         for deployment in self._deployments.values():
@@ -70,17 +88,16 @@ class Router:
         return any(deployment.unusable() is None for deployment in self._chains.get(model, ()))
 
     async def readiness(self) -> str | None:
-        """None when at least one deployment is usable and its server accepts a connection; otherwise why not."""
+        """None when at least one deployment is usable and its server accepts a connection; otherwise why not (by
+        deployment: the connection error would name the server's address, and `/ready` needs no key)."""
         reasons = []
         for deployment in self._deployments.values():
-            reason = deployment.unusable() or await tcp_reachable(deployment.config.base_url)
+            reason = deployment.unusable()
+            if reason is None and await tcp_reachable(deployment.config.base_url) is not None:
+                reason = f"{deployment.config.deployment_id}: model server unreachable"
             if reason is None:
                 return None
-            reasons.append(
-                reason
-                if reason.startswith(deployment.config.deployment_id)
-                else f"{deployment.config.deployment_id}: {reason}"
-            )
+            reasons.append(reason)
         return "; ".join(reasons) or "no model deployment is configured"
 
     async def complete(self, request: CompletionRequest) -> dict[str, Any]:
@@ -116,9 +133,10 @@ class Router:
                         yield out
             deployment.breaker.record_success()
             settled = True
-        except UpstreamError:
-            deployment.breaker.record_failure()
+        except UpstreamError as exc:
+            _settle(deployment, exc)
             settled = True
+            self._summarize(exc)
             raise
         finally:
             if not settled:
@@ -131,26 +149,19 @@ class Router:
         chain = self._chains[model]
         last: UpstreamError | None = None
         for deployment in chain:
-            policy = deployment.config.retry
-            for attempt in range(policy.max_attempts):
-                if not deployment.breaker.try_acquire():
-                    break
-                observe_deployment(deployment.config.deployment_id, deployment.config.provider)
-                try:
-                    return deployment, await call(deployment)
-                except UpstreamError as exc:
-                    if not is_transient(exc):
-                        deployment.breaker.record_success()  # it answered; the request itself was refused
-                        raise
-                    deployment.breaker.record_failure()
-                    last = exc
-                    delay = retry_delay(policy, attempt, exc.retry_after) if exc.retryable else None
-                    if delay is None or attempt + 1 == policy.max_attempts:
-                        break
-                    await asyncio.sleep(delay)
-                except BaseException:
-                    deployment.breaker.release()
+            if not deployment.breaker.try_acquire():
+                continue
+            try:
+                return deployment, await _tries(deployment, call)
+            except UpstreamError as exc:
+                _settle(deployment, exc)
+                if is_request_fault(exc):
+                    self._summarize(exc)
                     raise
+                last = exc
+            except BaseException:
+                deployment.breaker.release()
+                raise
         if last is None:
             wait = max(1.0, min(d.breaker.retry_in() for d in chain))
             error = NoDeploymentAvailable(
@@ -161,7 +172,35 @@ class Router:
             raise error
         if last.status == TOO_MANY_REQUESTS and last.retry_after is None:
             last.retry_after = 1.0
-        raise last
+        raise self._summarize(last)
+
+    def _summarize(self, error: UpstreamError) -> UpstreamError:
+        return error.summarize(self._redactor)
+
+
+async def _tries[T](deployment: Deployment, call: Callable[[Deployment], Awaitable[T]]) -> T:
+    """`call` on one deployment until it succeeds, the upstream refuses the request itself, the retry policy gives
+    up, or the upstream asks for a longer pause than it allows; the last failure is raised."""
+    policy = deployment.config.retry
+    tries = 0
+    while True:
+        observe_deployment(deployment.config.deployment_id, deployment.config.provider)
+        try:
+            return await call(deployment)
+        except UpstreamError as exc:
+            delay = retry_delay(policy, tries, exc.retry_after) if exc.retryable and is_transient(exc) else None
+            tries += 1
+            if delay is None or tries == policy.max_attempts:
+                raise
+            await asyncio.sleep(delay)
+
+
+def _settle(deployment: Deployment, error: UpstreamError) -> None:
+    """One request's outcome on the deployment's breaker: a failure, or nothing when the request itself was at fault."""
+    if is_request_fault(error):
+        deployment.breaker.release()
+    else:
+        deployment.breaker.record_failure()
 
 
 def _provider(deployment: Deployment) -> Provider:

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import orjson
 
 from codelab_common.tool_arguments import argument_errors, coerce_arguments
+from codelab_llm_proxy.core.json_body import MAX_JSON_DEPTH, nested_within
 from codelab_llm_proxy.services.tool_parsers.base import (
     Extraction,
     OfferedTools,
@@ -246,7 +247,7 @@ def _calls_at(text: str, pos: int, offered: OfferedTools) -> list[ParsedToolCall
             continue
         try:
             value, pos = _DECODER.raw_decode(text, pos)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             found = _python_literal_at(text, pos)
             if found is None:
                 return calls
@@ -297,7 +298,7 @@ def _as_call(value: Any, offered: OfferedTools) -> ParsedToolCall | None:
             arguments = orjson.loads(arguments) if arguments.strip() else {}
         except orjson.JSONDecodeError:
             return None
-    if not isinstance(arguments, dict):
+    if not isinstance(arguments, dict) or not nested_within(arguments, MAX_JSON_DEPTH):
         return None
     arguments = coerce_arguments(offered[name], arguments)
     if argument_errors(offered[name], arguments):

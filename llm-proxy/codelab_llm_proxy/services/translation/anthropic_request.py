@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from codelab_llm_proxy.core.errors import InvalidRequest
+from codelab_llm_proxy.core.json_body import parse_json_object
 from codelab_llm_proxy.services.translation.anthropic_response import thinking_blocks
 
 Body = dict[str, Any]
@@ -137,13 +138,7 @@ def _arguments(function: Body) -> Any:
     raw = function.get("arguments") or ""
     if not raw.strip():
         return {}
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest(f"tool call {function['name']!r}: arguments are not valid JSON") from None
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"tool call {function['name']!r}: arguments must be a JSON object")
-    return value
+    return parse_json_object(raw, f"tool call {function['name']!r}: arguments")
 
 
 def _tool_result_block(message: Body) -> Body:

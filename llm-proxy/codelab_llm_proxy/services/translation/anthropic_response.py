@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from codelab_llm_proxy.core.json_body import MAX_JSON_DEPTH, nested_within
+
 Body = dict[str, Any]
 
 STOP_TO_FINISH = {
@@ -169,7 +171,7 @@ def parse_arguments(arguments: Any) -> Body:
         value = orjson.loads(arguments)
     except orjson.JSONDecodeError:
         return {}
-    return value if isinstance(value, dict) else {}
+    return value if isinstance(value, dict) and nested_within(value, MAX_JSON_DEPTH) else {}
 
 
 def thinking_blocks(message: Body) -> list[Body]:
