@@ -5,7 +5,11 @@ tokens and `sk-` keys are blanked wherever they appear; and every configured sec
 `SecretStr` settings, and environment variables whose names say key, token, secret or password, such as an
 upstream's `OPENAI_API_KEY`) is blanked wherever it appears, whatever it looks like. Query strings keep their
 parameter names and lose their values (a client's `?token=` never reaches a log), and no string is logged longer
-than `MAX_VALUE_CHARS`, so a client's payload appears at most as a bounded prefix.
+than `MAX_VALUE_CHARS`, so a client's payload appears at most as a bounded prefix. A standard-library record's
+arguments (uvicorn's request paths, the WebSocket library's header values at DEBUG) are cut much shorter, to
+`MAX_ARGUMENT_CHARS` each: a client chooses them, and a request line is logged at INFO. Header lines that carry a
+credential (`< authorization: ...`, `x-internal-auth`, `x-api-key`, `cookie`) keep only their name, and a bearer
+token is blanked in any case and also in the `bearer.<token>` subprotocol form, whether the token is valid or not.
 
 Every line carries the context variables bound for the work in progress (`service`, `request_id`, `session_id`)
 and, inside a traced request or turn, its `trace_id` and `span_id`; an exception logged with `log.exception` (or
@@ -23,14 +27,21 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 
-_SECRET_KEY = re.compile(r"(api[_-]?key|authorization|x-internal-auth|secret|password|bearer|token)", re.IGNORECASE)
-_SECRET_VALUE = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+|\b(sk-[A-Za-z0-9_-]{8,})")
+_SECRET_KEY = re.compile(r"(api[_-]?key|authorization|x-internal-auth|secret|password|bearer|token(?!s))", re.IGNORECASE)
+"""Keys whose values are blanked; `tokens` (plural) names counts (`tokens_in`, `max_tokens`), not credentials."""
+_SECRET_VALUE = re.compile(r"(?i:(bearer\s+|bearer\.))[A-Za-z0-9._~+/=-]+|\b(sk-[A-Za-z0-9_-]{8,})")
+_SECRET_HEADER = re.compile(
+    r"(?im)^((?:[<>] )?(?:proxy-authorization|authorization|x-internal-auth|x-api-key|api-key|cookie|set-cookie)"
+    r"[ \t]*:[ \t]*)\S.*$"
+)
 _QUERY_VALUE = re.compile(r"([?&][A-Za-z0-9_.\-\[\]]+=)[^&\s\"'#]+")
 _SECRET_ENV_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)S?$|(KEY|TOKEN|SECRET|PASSWORD)S?_", re.IGNORECASE)
 MIN_SECRET_CHARS = 8
 """Shorter configured values are not redacted as text: they would blank ordinary words."""
 MAX_VALUE_CHARS = 4000
 """The longest string a log line holds; longer ones are cut and say by how much."""
+MAX_ARGUMENT_CHARS = 256
+"""The longest argument of a standard-library record (a request's path, a header's value)."""
 REDACTED = "[redacted]"
 
 _known_secrets: set[str] = set()
@@ -63,16 +74,17 @@ def _parts(value: str) -> list[str]:
     return parts
 
 
-def _redact_text(text: str, keep_end: bool = False) -> str:
+def _redact_text(text: str, keep_end: bool = False, limit: int = MAX_VALUE_CHARS) -> str:
     if _known_pattern is not None:
         text = _known_pattern.sub(REDACTED, text)
+    text = _SECRET_HEADER.sub(lambda m: m.group(1) + REDACTED, text)
     text = _SECRET_VALUE.sub(lambda m: (m.group(1) or "") + REDACTED, text)
     text = _QUERY_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
-    if len(text) > MAX_VALUE_CHARS:
-        cut = len(text) - MAX_VALUE_CHARS
+    if len(text) > limit:
+        cut = len(text) - limit
         if keep_end:  # a traceback: its end says what failed
-            return f"[{cut} characters not logged] …{text[-MAX_VALUE_CHARS:]}"
-        return f"{text[:MAX_VALUE_CHARS]}… [{cut} more characters not logged]"
+            return f"[{cut} characters not logged] …{text[-limit:]}"
+        return f"{text[:limit]}… [{cut} more characters not logged]"
     return text
 
 
@@ -98,6 +110,39 @@ def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any
     }
 
 
+class _Bounded:
+    """A standard-library record's argument as `%s` or `%r` writes it, redacted and cut to `MAX_ARGUMENT_CHARS`."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: object) -> None:
+        self._value = value
+
+    def __str__(self) -> str:
+        return _redact_text(str(self._value), limit=MAX_ARGUMENT_CHARS)
+
+    def __repr__(self) -> str:
+        return _redact_text(repr(self._value), limit=MAX_ARGUMENT_CHARS)
+
+
+def bound_foreign_arguments(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor for standard-library records: a message longer than `MAX_ARGUMENT_CHARS` is formatted
+    again with each argument (but numbers) redacted and cut to `MAX_ARGUMENT_CHARS`, redacted first so no secret is
+    left half-cut (uvicorn's request paths, the WebSocket library's header values, a database driver's parameters)."""
+    args = event_dict.pop("positional_args", None)  # the formatter's `pass_foreign_args`
+    record = event_dict.get("_record")
+    if event_dict.get("_from_structlog") or not isinstance(record, logging.LogRecord) or not args:
+        return event_dict
+    if not isinstance(args, tuple) or len(str(event_dict.get("event", ""))) <= MAX_ARGUMENT_CHARS:
+        return event_dict
+    bounded = tuple(a if a is None or isinstance(a, int | float) else _Bounded(a) for a in args)
+    try:
+        event_dict["event"] = str(record.msg) % bounded
+    except (TypeError, ValueError):
+        pass
+    return event_dict
+
+
 def add_trace_ids(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: the current span's trace and span ids, when a span is current."""
     context = trace.get_current_span().get_span_context()
@@ -119,6 +164,7 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_trace_ids,
         structlog.processors.format_exc_info,
+        bound_foreign_arguments,
         redact_secrets,
     ]
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
@@ -132,6 +178,7 @@ def configure_logging(
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
+            pass_foreign_args=True,
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )

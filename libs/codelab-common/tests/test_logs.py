@@ -68,7 +68,10 @@ def test_configured_secrets_are_blanked_whatever_they_look_like(
     configure_logging("demo", secrets=(f"alice:{client_token},bob:another-token-value",))
     log = structlog.get_logger("demo")
     log.info("upstream said", body=f"invalid key {upstream_key} for {client_token}", nested={"x": [upstream_key]})
-    logging.getLogger("uvicorn.error").info(
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    monkeypatch.setattr(uvicorn_log, "level", logging.INFO)  # an in-process server earlier may have raised it
+    monkeypatch.setattr(uvicorn_log, "disabled", False)
+    uvicorn_log.info(
         '%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", f"/ws/s1?token={client_token}&last_seq=4"
     )
     text = capsys.readouterr().err
