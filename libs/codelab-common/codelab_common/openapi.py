@@ -1,13 +1,14 @@
-"""OpenAPI for request bodies a route reads itself.
+"""OpenAPI for request bodies a route reads itself, and edits of an app's document.
 
 A route that parses its raw body (to keep its own validation and error codes, or to forward the original bytes)
 declares no body parameter, so FastAPI documents none. Such a route passes `openapi_extra=json_body(Model)`, and
 the app calls `add_schemas(app, Model)` so that the reference resolves: the document then shows the body's schema
-while the route still parses it as before.
+while the route still parses it as before. `edit_openapi` changes the document once, when it is first built.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,18 +28,27 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
 
 def add_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
     """Put each model's schema, and those of the models it uses, into the components of the app's document."""
-    build = app.openapi
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        document = build()
+    def add(document: dict[str, Any]) -> None:
         schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
         for model in models:
             schema = model.model_json_schema(ref_template=REF_TEMPLATE)
             for name, definition in {**schema.pop("$defs", {}), model.__name__: schema}.items():
                 if _same(schemas.setdefault(name, definition)) != _same(definition):
                     raise ValueError(f"two different schemas named {name!r} in the OpenAPI document of {app.title}")
+
+    edit_openapi(app, add)
+
+
+def edit_openapi(app: FastAPI, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Have `edit` change the app's document in place when it is first built (it is cached after)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        edit(document)
         app.openapi_schema = document
         return document
 

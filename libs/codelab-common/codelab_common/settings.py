@@ -25,7 +25,7 @@ start with the setting's name instead of answering 500 later."""
 
 DEFAULT_MAX_BODY_BYTES = 4 << 20
 """agent-runtime's inputs are the largest bodies between the services: a tool result the gateway forwards from one
-WebSocket frame (`GATEWAY__MAX_FRAME_BYTES`, 1 MiB) in a small JSON envelope; 4 MiB leaves room for a frame limit
+WebSocket frame (`GATEWAY__MAX_TOOL_RESULT_BYTES`, 1 MiB) in a small JSON envelope; 4 MiB leaves room for that limit
 raised to a few MiB. The gateway's own HTTP endpoints take no body at all."""
 
 

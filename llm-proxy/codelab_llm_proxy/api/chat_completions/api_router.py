@@ -8,9 +8,10 @@ from fastapi.responses import Response
 from codelab_common.openapi import json_body
 from codelab_llm_proxy.api.chat_completions.protocol import ChatCompletionRequest
 from codelab_llm_proxy.api.chat_completions.serving import ChatCompletionService
+from codelab_llm_proxy.api.responses import MODEL_CALL
 from codelab_llm_proxy.services.rate_limit import Caller
 
-router = APIRouter(tags=["chat"])
+router = APIRouter(tags=["chat"], responses=MODEL_CALL)
 
 
 def _service(request: Request) -> ChatCompletionService:

@@ -12,9 +12,10 @@ from codelab_common.openapi import json_body
 from codelab_llm_proxy.api.chat_completions.api_router import _disconnected
 from codelab_llm_proxy.api.messages.protocol import MessagesRequest
 from codelab_llm_proxy.api.messages.serving import MessagesService
+from codelab_llm_proxy.api.responses import MODEL_CALL
 from codelab_llm_proxy.services.rate_limit import Caller
 
-router = APIRouter(tags=["messages"])
+router = APIRouter(tags=["messages"], responses=MODEL_CALL)
 
 MESSAGES_PATH = "/v1/messages"
 

@@ -21,11 +21,19 @@ class TextBlock(_Wire):
     text: str
 
 
-class ImageSource(_Wire):
-    type: Literal["base64", "url"]
-    media_type: str | None = None
-    data: str | None = None
-    url: str | None = None
+class Base64ImageSource(_Wire):
+    type: Literal["base64"]
+    media_type: str
+    data: str
+
+
+class UrlImageSource(_Wire):
+    type: Literal["url"]
+    url: str
+
+
+ImageSource = Annotated[Base64ImageSource | UrlImageSource, Field(discriminator="type")]
+"""Each kind with the fields the translation reads (a `url` source without its `url` was a 500)."""
 
 
 class ImageBlock(_Wire):

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from codelab_llm_proxy.api.models.protocol import LLMModel, ModelCard, ModelList
 from codelab_llm_proxy.api.models.serving import ModelsService
+from codelab_llm_proxy.api.responses import MODEL_NOT_FOUND
 
 router = APIRouter(tags=["models"])
 
@@ -25,6 +26,6 @@ async def list_llm_models(request: Request) -> list[LLMModel]:
     return _service(request).llm_models()
 
 
-@router.get("/v1/models/{model_id:path}")
+@router.get("/v1/models/{model_id:path}", responses=MODEL_NOT_FOUND)
 async def get_model(model_id: str, request: Request) -> ModelCard:
     return _service(request).get(model_id)

@@ -8,12 +8,13 @@ from pydantic import ValidationError
 
 from codelab_common.http_errors import describe_validation_errors
 from codelab_common.openapi import json_body
+from codelab_llm_proxy.api.responses import TOKENIZE
 from codelab_llm_proxy.api.tokenize.protocol import TokenizeRequest, TokenizeResponse
 from codelab_llm_proxy.api.tokenize.serving import TokenizeService
 from codelab_llm_proxy.core.errors import InvalidRequest
 from codelab_llm_proxy.core.json_body import parse_json_object
 
-router = APIRouter(tags=["tokenize"])
+router = APIRouter(tags=["tokenize"], responses=TOKENIZE)
 
 
 @router.post("/v1/llm/tokenize", openapi_extra=json_body(TokenizeRequest))
