@@ -18,6 +18,7 @@ and, inside a traced request or turn, its `trace_id` and `span_id`; an exception
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -27,8 +28,11 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 
-_SECRET_KEY = re.compile(r"(api[_-]?key|authorization|x-internal-auth|secret|password|bearer|token(?!s))", re.IGNORECASE)
-"""Keys whose values are blanked; `tokens` (plural) names counts (`tokens_in`, `max_tokens`), not credentials."""
+_SECRET_KEY = re.compile(
+    r"(api[_-]?key|authorization|x-internal-auth|secret|password|bearer|(?:^|[_-])token$)", re.IGNORECASE
+)
+"""Keys whose values are blanked: a key named `token` or `*_token` is a credential, `tokens_in` or `max_tokens` a
+count."""
 _SECRET_VALUE = re.compile(r"(?i:(bearer\s+|bearer\.))[A-Za-z0-9._~+/=-]+|\b(sk-[A-Za-z0-9_-]{8,})")
 _SECRET_HEADER = re.compile(
     r"(?im)^((?:[<>] )?(?:proxy-authorization|authorization|x-internal-auth|x-api-key|api-key|cookie|set-cookie)"
@@ -136,10 +140,8 @@ def bound_foreign_arguments(_: Any, __: str, event_dict: dict[str, Any]) -> dict
     if not isinstance(args, tuple) or len(str(event_dict.get("event", ""))) <= MAX_ARGUMENT_CHARS:
         return event_dict
     bounded = tuple(a if a is None or isinstance(a, int | float) else _Bounded(a) for a in args)
-    try:
+    with contextlib.suppress(TypeError, ValueError):  # a message that did not format: left as the library wrote it
         event_dict["event"] = str(record.msg) % bounded
-    except (TypeError, ValueError):
-        pass
     return event_dict
 
 
@@ -188,4 +190,5 @@ def configure_logging(
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+        logging.getLogger(name).setLevel(logging.NOTSET)  # the root's level, whatever a uvicorn.Config set before
     structlog.contextvars.bind_contextvars(service=service)
