@@ -64,9 +64,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's part of the client limits: the WebSocket implementation, the largest frame its transport takes
-    (beyond it the socket closes with 1009 before the frame is buffered) and its ping/pong."""
+    (beyond it the socket closes with 1009 before the frame is buffered), compression and ping/pong."""
     return {
         "ws": "websockets-sansio",
+        "ws_per_message_deflate": settings.compression,
         "ws_max_size": max(settings.max_frame_bytes, settings.max_tool_result_bytes),
         "ws_ping_interval": settings.ping_interval_s,
         "ws_ping_timeout": settings.ping_timeout_s,

@@ -62,8 +62,10 @@ async def test_a_token_is_taken_from_the_header_the_subprotocol_or_the_query(mak
     async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {ALICE}"}) as ws:
         await ws.send('{"type": "user_message", "content": "hi"}')
         assert orjson.loads(await ws.recv())["type"] == "ack"
-        while not (frame := orjson.loads(await ws.recv())).get("is_final"):
-            pass
+        frames = [orjson.loads(await ws.recv())]
+        while not frames[-1].get("is_final"):
+            frames.append(orjson.loads(await ws.recv()))
+        assert "".join(f.get("content") or "" for f in frames) == "via the header"
     async with websockets.connect(url, subprotocols=["codelab", f"bearer.{ALICE}"]) as ws:  # type: ignore[list-item]
         assert ws.subprotocol == "codelab", "the token is never echoed as the chosen subprotocol"
     async with gateway.connect("tok-1", query=f"token={ALICE}") as client:

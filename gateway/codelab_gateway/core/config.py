@@ -70,7 +70,7 @@ class Settings(ServiceSettings):
     )
     allowed_origins: list[str] = Field(
         default_factory=list,
-        description="Origins a WebSocket handshake may carry, a JSON list (`[\"https://ide.example.com\"]`); a handshake "
+        description='Origins a WebSocket handshake may carry, a JSON list (`["https://ide.example.com"]`); a handshake '
         "without an Origin header (desktop clients) is always allowed",
     )
     ping_interval_s: float = Field(default=20.0, gt=0, description="Seconds between pings to a client")
@@ -80,6 +80,11 @@ class Settings(ServiceSettings):
         gt=0,
         description="Longest a frame may wait for a client that does not read before it is "
         "disconnected (1008); it resumes from its last seq",
+    )
+    compression: bool = Field(
+        default=False,
+        description="Offer permessage-deflate to WebSocket clients: it costs about 46 KB of zlib state per "
+        "connection (most of an idle connection's memory) to shrink frames that are mostly short text deltas",
     )
     idle_timeout_s: float = Field(
         default=3600.0, ge=0, description="A connection that sends nothing this long is closed (1001; 0: never)"

@@ -71,9 +71,7 @@ def test_configured_secrets_are_blanked_whatever_they_look_like(
     uvicorn_log = logging.getLogger("uvicorn.error")
     monkeypatch.setattr(uvicorn_log, "level", logging.INFO)  # an in-process server earlier may have raised it
     monkeypatch.setattr(uvicorn_log, "disabled", False)
-    uvicorn_log.info(
-        '%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", f"/ws/s1?token={client_token}&last_seq=4"
-    )
+    uvicorn_log.info('%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", f"/ws/s1?token={client_token}&last_seq=4")
     text = capsys.readouterr().err
     assert upstream_key not in text and client_token not in text and "another-token-value" not in text
     ours, foreign = (json.loads(line) for line in text.splitlines())
