@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import structlog
 from aiohttp.http_exceptions import HttpProcessingError
 from opentelemetry.trace import SpanKind
 
@@ -21,6 +22,8 @@ from codelab_common import tracing
 from codelab_common.auth import INTERNAL_AUTH_HEADER
 from codelab_common.request_id import SESSION_ID_HEADER
 from codelab_common.sse import iter_sse
+
+log = structlog.get_logger(__name__)
 
 
 class LLMError(Exception):
@@ -126,9 +129,12 @@ class LLMClient:
             except TimeoutError as exc:
                 raise LLMError("llm-proxy did not answer in time") from exc
             except aiohttp.ClientConnectionError as exc:
-                raise LLMError(f"llm-proxy at {self._url} is unreachable: {exc}") from exc
+                # The client is told what failed; where llm-proxy lives is the operator's to see, in this log.
+                log.warning("llm_proxy_unreachable", url=self._url, error=str(exc))
+                raise LLMError(f"llm-proxy is unreachable ({type(exc).__name__})") from exc
             except aiohttp.ClientError as exc:
-                raise LLMError(f"llm-proxy request failed: {exc}") from exc
+                log.warning("llm_proxy_request_failed", url=self._url, error=str(exc))
+                raise LLMError(f"llm-proxy request failed ({type(exc).__name__})") from exc
             except HttpProcessingError as exc:
                 raise LLMError(f"llm-proxy sent an unreadable stream: {exc}") from exc
             if not finished and reply.finish_reason is None:

@@ -82,12 +82,13 @@ async def _bounded(check: Awaitable[str | None]) -> str | None:
 
 
 async def next_hop_health(http: aiohttp.ClientSession, base_url: str) -> str | None:
-    """The check of a service this one calls: its `/health` answers 200."""
+    """The check of a service this one calls: its `/health` answers 200. `/ready` is open, so the answer names the
+    hop by its check's name, never by its address."""
     try:
         async with http.get(f"{base_url.rstrip('/')}/health") as response:
-            return None if response.status == 200 else f"{_where(base_url)} answered {response.status} on /health"
+            return None if response.status == 200 else f"answered {response.status} on /health"
     except aiohttp.ClientError as exc:
-        return f"{_where(base_url)} unreachable ({type(exc).__name__})"
+        return f"unreachable ({type(exc).__name__})"
 
 
 async def tcp_reachable(url: str, default_port: int = 443) -> str | None:
@@ -101,7 +102,3 @@ async def tcp_reachable(url: str, default_port: int = 443) -> str | None:
     writer.close()
     return None
 
-
-def _where(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
