@@ -50,7 +50,7 @@ from codelab_gateway.transport.dialects import (
     dialect_named,
     ide_rejection,
 )
-from codelab_gateway.transport.inbound import FrameError, parse_frame
+from codelab_gateway.transport.inbound import MAX_SEQ, FrameError, parse_frame
 from codelab_gateway.transport.limits import FrameRate, LogBudget, Refusal, handshake_refusal
 from codelab_gateway.upstream.agent_client import AgentClient, AgentUnavailable, InputRefused
 
@@ -371,8 +371,8 @@ async def serve_client(websocket: WebSocket, services: Services, session_id: str
 def _last_seq(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.isdigit():
-        raise ValueError(f"last_seq must be a whole number of 0 or more, got {raw[:32]!r}")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > MAX_SEQ:
+        raise ValueError(f"last_seq must be a whole number from 0 to {MAX_SEQ}, got {raw[:32]!r}")
     return int(raw)
 
 

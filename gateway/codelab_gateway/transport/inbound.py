@@ -32,6 +32,10 @@ IGNORED_FRAME_TYPES: frozenset[str] = frozenset({"switch_agent"})
 MAX_DEPTH = 64
 """How deeply a frame's JSON may nest (a tool's result included): deeper is refused before anything walks it."""
 MESSAGE_MAX_CHARS = 300
+LOCATION_PART_CHARS = 32
+"""How much of a key the client sent a complaint's field location quotes."""
+MAX_SEQ = 2**63 - 1
+"""The largest seq a client may name (`resume`, `?last_seq=`): agent-runtime's log keeps seqs as 64-bit integers."""
 
 
 class FrameError(ValueError):
@@ -72,9 +76,12 @@ def parse_frame(
     if kind not in INBOUND_FRAME_TYPES:
         raise FrameError(f"unknown frame type {kind[:64]!r}; expected one of: " + ", ".join(INBOUND_FRAME_TYPES))
     try:
-        return inbound_frame_adapter.validate_python(data)
+        frame = inbound_frame_adapter.validate_python(data)
     except ValidationError as exc:
         raise FrameError(f"invalid {kind}: {describe_validation_errors(_without_tag(exc.errors()))}") from None
+    if isinstance(frame, Resume) and frame.last_seq > MAX_SEQ:
+        raise FrameError(f"invalid resume: last_seq: must be at most {MAX_SEQ}")
+    return frame
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
@@ -93,8 +100,15 @@ def _deeper_than(value: Any, limit: int) -> bool:
 
 
 def _without_tag(errors: list[Any]) -> list[dict[str, Any]]:
-    """pydantic prefixes each location with the union's tag (`tool_result.call_id`); the message names it once."""
-    return [{**error, "loc": tuple(error.get("loc", ()))[1:]} for error in errors]
+    """pydantic prefixes each location with the union's tag (`tool_result.call_id`); the message names it once.
+    A location can name a key the client sent (an unexpected one in `remember`): each part keeps a short prefix."""
+    return [{**error, "loc": tuple(map(_short, tuple(error.get("loc", ()))[1:]))} for error in errors]
+
+
+def _short(part: Any) -> Any:
+    if isinstance(part, str) and len(part) > LOCATION_PART_CHARS:
+        return part[:LOCATION_PART_CHARS] + "…"
+    return part
 
 
 def _json_kind(value: Any) -> str:
