@@ -154,6 +154,18 @@ def add_trace_ids(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]
     return event_dict
 
 
+CLIENT_FAULTS = ("Invalid UTF-8 sequence received from client",)
+"""uvicorn's error lines (with a traceback) for what a client sent wrong: a client that can open connections could
+fill the log with them, so each is one line at INFO, without the traceback."""
+
+
+def _client_faults_are_not_errors(record: logging.LogRecord) -> bool:
+    if record.name == "uvicorn.error" and isinstance(record.msg, str) and record.msg.startswith(CLIENT_FAULTS):
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
 def configure_logging(
     service: str, level: str = "INFO", json: bool = True, secrets: tuple[str | None, ...] = ()
 ) -> None:
@@ -178,6 +190,7 @@ def configure_logging(
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_client_faults_are_not_errors)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

@@ -85,3 +85,14 @@ def test_a_long_value_is_logged_as_a_bounded_prefix(capsys: pytest.CaptureFixtur
     line = capsys.readouterr().err
     assert len(line) < 5_000
     assert json.loads(line)["frame"].endswith("… [3996000 more characters not logged]")
+
+
+def test_a_clients_invalid_utf8_is_one_info_line_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("demo")
+    try:
+        b"\xff".decode()
+    except UnicodeDecodeError:
+        logging.getLogger("uvicorn.error").exception("Invalid UTF-8 sequence received from client.")
+    (line,) = _lines(capsys)
+    assert line["level"] == "info" and "exception" not in line
+    assert line["event"] == "Invalid UTF-8 sequence received from client."
