@@ -21,6 +21,7 @@ from codelab_gateway.core.metrics import GatewayMetrics
 from codelab_gateway.sessions.hub import SessionHub
 from codelab_gateway.transport.auth import ClientAuthenticator
 from codelab_gateway.transport.connection import Services
+from codelab_gateway.transport.ws_protocol import GatewayWebSocketProtocol
 from codelab_gateway.upstream.agent_client import AgentClient
 
 SERVICE = "gateway"
@@ -66,7 +67,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's part of the client limits: the WebSocket implementation, the largest frame its transport takes
     (beyond it the socket closes with 1009 before the frame is buffered), compression and ping/pong."""
     return {
-        "ws": "websockets-sansio",
+        "ws": GatewayWebSocketProtocol,
         "ws_per_message_deflate": settings.compression,
         "ws_max_size": max(settings.max_frame_bytes, settings.max_tool_result_bytes),
         "ws_ping_interval": settings.ping_interval_s,

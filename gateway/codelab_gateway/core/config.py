@@ -60,7 +60,7 @@ class Settings(ServiceSettings):
     max_refused_frames: int = Field(
         default=200,
         ge=1,
-        description="Frames dropped for exceeding the rate in a row before the connection is closed (1008)",
+        description="Frames dropped for exceeding the rate within 10 s before the connection is closed (1008)",
     )
     max_connections_per_principal: int = Field(
         default=64, ge=1, description="Open WebSocket connections (so sessions) one principal may hold here"

@@ -51,7 +51,7 @@ from codelab_gateway.transport.dialects import (
     ide_rejection,
 )
 from codelab_gateway.transport.inbound import MAX_SEQ, FrameError, parse_frame
-from codelab_gateway.transport.limits import FrameRate, LogBudget, Refusal, handshake_refusal
+from codelab_gateway.transport.limits import DropWindow, FrameRate, LogBudget, Refusal, handshake_refusal
 from codelab_gateway.upstream.agent_client import AgentClient, AgentUnavailable, InputRefused
 
 log = structlog.get_logger(__name__)
@@ -102,7 +102,7 @@ class ClientConnection:
         self._follower: asyncio.Task[None] | None = None
         self._turn_span: Span | None = None
         self._rate = FrameRate(settings.frames_per_second, settings.frame_burst)
-        self._dropped_in_a_row = 0
+        self._drops = DropWindow()
         self._log_budget = LogBudget()
 
     @property
@@ -197,18 +197,18 @@ class ClientConnection:
                 await self.reject(ErrorCode.INTERNAL, "the gateway failed to handle this frame; send it again")
 
     async def _admit(self) -> Literal["taken", "dropped", "closed"]:
-        """Whether the frame just received is handled. Frames over the rate are dropped: the first of a run gets a
-        RATE_LIMITED error frame, and a run of `max_refused_frames` closes the connection (1008)."""
+        """Whether the frame just received is handled. Frames over the rate are dropped: the first drop of a window
+        gets a RATE_LIMITED error frame, and `max_refused_frames` drops within one window close the connection
+        (1008)."""
         if self._rate.take():
-            self._dropped_in_a_row = 0
             return "taken"
-        self._dropped_in_a_row += 1
         self._metrics.errors.labels(ErrorCode.RATE_LIMITED.value).inc()
-        if self._dropped_in_a_row >= self._settings.max_refused_frames:
+        dropped = self._drops.count()
+        if dropped >= self._settings.max_refused_frames:
             log.info("client kept sending over the frame rate; disconnected")
             await self.close(POLICY_VIOLATION, "too many frames")
             return "closed"
-        if self._dropped_in_a_row == 1:
+        if dropped == 1:
             await self.reject(
                 ErrorCode.RATE_LIMITED,
                 f"more than {self._settings.frames_per_second:g} frames a second: frames are dropped until you "

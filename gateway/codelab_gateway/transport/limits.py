@@ -57,6 +57,26 @@ class FrameRate:
         return True
 
 
+class DropWindow:
+    """Frames dropped for the rate within the current window of `window_s`: a client flooding at any speed above
+    the rate reaches the limit within a window, however often the bucket lets one of its frames through."""
+
+    __slots__ = ("_dropped", "_start", "_window")
+
+    def __init__(self, window_s: float = 10.0) -> None:
+        self._window = window_s
+        self._start = 0.0
+        self._dropped = 0
+
+    def count(self) -> int:
+        """Count one drop; how many the window holds now (1: the first of the window)."""
+        now = time.monotonic()
+        if now - self._start >= self._window:
+            self._start, self._dropped = now, 0
+        self._dropped += 1
+        return self._dropped
+
+
 class LogBudget:
     """How often one connection may write an error line: the first `burst`, then one per `interval_s`, each
     saying how many were left out before it. A client sending frames that fail cannot flood the log."""

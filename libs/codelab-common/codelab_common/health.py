@@ -101,4 +101,3 @@ async def tcp_reachable(url: str, default_port: int = 443) -> str | None:
         return f"{host}:{port} unreachable ({exc.strerror or type(exc).__name__})"
     writer.close()
     return None
-
