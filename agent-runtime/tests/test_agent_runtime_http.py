@@ -149,3 +149,28 @@ async def test_a_broken_database_is_reported_in_band(agent_runtime: RunningAgent
     assert step.status == 200
     assert [e["code"] for e in step.errors] == ["INTERNAL"]
     assert step.done == {"status": "failed", "pending_call_ids": []}
+
+
+async def test_the_events_of_a_seq_no_log_can_hold_are_a_400(agent_runtime: RunningAgentRuntime) -> None:
+    headers = {"X-Internal-Auth": agent_runtime.api_key}
+    async with aiohttp.ClientSession() as http:
+        for after in (2**63, 2**80, -1):
+            url = f"{agent_runtime.url}/agent/sessions/far/events?after={after}"
+            async with http.get(url, headers=headers) as response:
+                assert response.status == 400, after
+                assert (await response.json())["error"]["code"] == "INVALID_FORMAT"
+
+
+async def test_a_principal_may_use_only_its_own_sessions(agent_runtime: RunningAgentRuntime) -> None:
+    headers = {"X-Internal-Auth": agent_runtime.api_key}
+    async with aiohttp.ClientSession() as http:
+        claim = f"{agent_runtime.url}/agent/sessions/owned-1/claim"
+        async with http.post(claim, headers={**headers, "X-Codelab-Principal": "alice"}) as response:
+            assert response.status == 200 and (await response.json())["principal"] == "alice"
+        for path, method in (("claim", "POST"), ("events?after=0", "GET"), ("input", "POST")):
+            url = f"{agent_runtime.url}/agent/sessions/owned-1/{path}"
+            body = {"message": {"type": "user_message", "content": "hi"}}
+            async with http.request(method, url, json=body, headers={**headers, "X-Codelab-Principal": "bob"}) as r:
+                assert r.status == 404, path
+                assert (await r.json())["error"]["code"] == "INVALID_SESSION"
+    assert agent_runtime.upstream.requests == [], "bob's message never reached the model"

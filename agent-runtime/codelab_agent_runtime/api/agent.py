@@ -33,6 +33,7 @@ from codelab_common.http_errors import error_response
 from codelab_common.openapi import json_body
 from codelab_common.protocol import (
     DONE_EVENT,
+    MAX_SEQ,
     MESSAGE_EVENT,
     AgentRequest,
     ErrorCode,
@@ -113,7 +114,7 @@ async def session_input(session_id: str, request: Request) -> InputAccepted | Re
     dependencies=[Depends(owned_session)],
 )
 async def session_events(
-    session_id: str, request: Request, after: Annotated[int | None, Query(ge=0)] = None
+    session_id: str, request: Request, after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None
 ) -> StreamingResponse:
     """Every frame after seq `after`, then the live ones. Without `after`: from the running turn's first frame, or
     from now when no turn runs."""

@@ -27,6 +27,7 @@ from codelab_common import tracing
 from codelab_common.http_errors import error_response
 from codelab_common.protocol import (
     IDE_TOOLS,
+    MAX_SEQ,
     SESSION_ID_PATTERN,
     Approval,
     ApprovalSource,
@@ -50,7 +51,7 @@ from codelab_gateway.transport.dialects import (
     dialect_named,
     ide_rejection,
 )
-from codelab_gateway.transport.inbound import MAX_SEQ, FrameError, parse_frame
+from codelab_gateway.transport.inbound import FrameError, parse_frame
 from codelab_gateway.transport.limits import DropWindow, FrameRate, LogBudget, Refusal, handshake_refusal
 from codelab_gateway.upstream.agent_client import AgentClient, AgentUnavailable, InputRefused
 

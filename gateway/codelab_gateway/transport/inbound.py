@@ -34,8 +34,6 @@ MAX_DEPTH = 64
 MESSAGE_MAX_CHARS = 300
 LOCATION_PART_CHARS = 32
 """How much of a key the client sent a complaint's field location quotes."""
-MAX_SEQ = 2**63 - 1
-"""The largest seq a client may name (`resume`, `?last_seq=`): agent-runtime's log keeps seqs as 64-bit integers."""
 
 
 class FrameError(ValueError):
@@ -79,8 +77,6 @@ def parse_frame(
         frame = inbound_frame_adapter.validate_python(data)
     except ValidationError as exc:
         raise FrameError(f"invalid {kind}: {describe_validation_errors(_without_tag(exc.errors()))}") from None
-    if isinstance(frame, Resume) and frame.last_seq > MAX_SEQ:
-        raise FrameError(f"invalid resume: last_seq: must be at most {MAX_SEQ}")
     return frame
 
 

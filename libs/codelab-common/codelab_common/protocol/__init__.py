@@ -15,6 +15,7 @@ from codelab_common.protocol.agent_api import (
 from codelab_common.protocol.approvals import ApprovalRule, RuleAction
 from codelab_common.protocol.frames import (
     INBOUND_FRAME_TYPES,
+    MAX_SEQ,
     SESSION_ID_PATTERN,
     Ack,
     Approval,
@@ -48,6 +49,7 @@ __all__ = [
     "DONE_EVENT",
     "IDE_TOOLS",
     "INBOUND_FRAME_TYPES",
+    "MAX_SEQ",
     "MESSAGE_EVENT",
     "PRINCIPAL_HEADER",
     "SESSION_ID_PATTERN",

@@ -97,11 +97,15 @@ class Approval(_InboundFrame):
         return self
 
 
+MAX_SEQ = 2**63 - 1
+"""The largest seq a session's log can hold (a signed 64-bit column); a `last_seq` beyond it names no frame."""
+
+
 class Resume(_InboundFrame):
     """Send again every frame of the session after `last_seq`, then the live stream (the gateway answers it)."""
 
     type: Literal["resume"] = "resume"
-    last_seq: int = Field(ge=0)
+    last_seq: int = Field(ge=0, le=MAX_SEQ)
 
 
 TurnInput = Annotated[UserMessage | ToolResult | Approval | Cancel, Field(discriminator="type")]
