@@ -127,7 +127,11 @@ async def jwks() -> AsyncIterator[tuple[str, rsa.RSAPrivateKey]]:
     public = orjson.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
     document = {"keys": [{**public, "kid": "k1", "use": "sig", "alg": "RS256"}]}
     app = web.Application()
-    app.router.add_get("/jwks.json", lambda _: web.json_response(document))
+
+    async def publish(_: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    app.router.add_get("/jwks.json", publish)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
