@@ -22,11 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import secrets
-import signal
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -40,12 +37,12 @@ import pytest
 import yaml
 
 from codelab_common.logs import MAX_ARGUMENT_CHARS
-from codelab_common.testing import FakeOpenAI, ScriptedReply, free_port, serve_app, wait_for_health
+from codelab_common.testing import FakeOpenAI, ScriptedReply, free_port, serve_app
+from tests.e2e.processes import Service
 
 pytestmark = pytest.mark.timeout(120)
 
 MODEL = "audit-model"
-SERVICE_PREFIXES = ("LLM_PROXY__", "AGENT_RUNTIME__", "GATEWAY__")
 
 UPSTREAM_KEY = secrets.token_hex(16)
 """What `ACME_API_KEY` holds: plain hex, nothing shaped like a credential, so only knowing the value blanks it."""
@@ -70,56 +67,6 @@ TOOL_TURN = "please read a.txt"
 
 
 # --- processes -----------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Service:
-    name: str
-    module: str
-    port: int
-    env: dict[str, str]
-    log: Path
-    process: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self, folder: Path) -> None:
-        base = {key: value for key, value in os.environ.items() if not key.startswith(SERVICE_PREFIXES)}
-        with self.log.open("wb") as sink:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                self.module,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=sink,
-                stderr=sink,
-                env={**base, **self.env},
-                cwd=folder,  # no `.env` of the checkout is read
-                start_new_session=True,
-            )
-        health = asyncio.create_task(wait_for_health(self.url, 60))
-        exited = asyncio.create_task(self.process.wait())
-        try:
-            await asyncio.wait({health, exited}, return_when=asyncio.FIRST_COMPLETED)
-            if exited.done():
-                raise RuntimeError(f"{self.name} exited before it was up:\n{self.log.read_text()[-4000:]}")
-            health.result()
-        finally:
-            health.cancel()
-            exited.cancel()
-
-    async def stop(self) -> None:
-        if self.process is None or self.process.returncode is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.process.wait(), 15)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
-            await self.process.wait()
 
 
 @dataclass
@@ -197,7 +144,7 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
                 "LLM_PROXY__MODELS_FILE": str(models_file),
                 "ACME_API_KEY": UPSTREAM_KEY,
             },
-            tmp_path / "llm-proxy.log",
+            tmp_path,
         )
         agent = Service(
             "agent-runtime",
@@ -214,7 +161,7 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
                 database_url=f"sqlite+aiosqlite:///{tmp_path / 'agent-runtime.db'}",
                 workspace_context="false",
             ),
-            tmp_path / "agent-runtime.log",
+            tmp_path,
         )
         gateway = Service(
             "gateway",
@@ -230,11 +177,11 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
                 client_auth="token",
                 client_tokens=",".join(f"{name}:{token}" for name, token in TOKENS.items()),
             ),
-            tmp_path / "gateway.log",
+            tmp_path,
         )
         running = System(upstream, proxy, agent, gateway)
         try:
-            await asyncio.gather(*(service.start(tmp_path) for service in running.services))
+            await asyncio.gather(*(service.start() for service in running.services))
             yield running
         finally:
             await asyncio.gather(*(service.stop() for service in running.services))
