@@ -17,6 +17,12 @@ from codelab_common.testing import wait_for_health
 SERVICE_PREFIXES = ("LLM_PROXY__", "AGENT_RUNTIME__", "GATEWAY__")
 
 
+def service_env(prefix: str, common: dict[str, str], **values: object) -> dict[str, str]:
+    """A service's environment: `common` and `values` (setting names, any case) under its prefix."""
+    merged = {**common, **{key.upper(): str(value) for key, value in values.items()}}
+    return {prefix + key: value for key, value in merged.items()}
+
+
 @dataclass
 class Service:
     """One service process on a fixed loopback port; started again on the same port after a kill."""

@@ -38,7 +38,7 @@ import yaml
 
 from codelab_common.logs import MAX_ARGUMENT_CHARS
 from codelab_common.testing import FakeOpenAI, ScriptedReply, free_port, serve_app
-from tests.e2e.processes import Service
+from tests.e2e.processes import Service, service_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -140,7 +140,7 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
             "codelab_llm_proxy",
             proxy_port,
             {
-                **_env("LLM_PROXY__", logs, internal_api_key=KEYS["llm-proxy"], port=proxy_port),
+                **service_env("LLM_PROXY__", logs, internal_api_key=KEYS["llm-proxy"], port=proxy_port),
                 "LLM_PROXY__MODELS_FILE": str(models_file),
                 "ACME_API_KEY": UPSTREAM_KEY,
             },
@@ -150,7 +150,7 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
             "agent-runtime",
             "codelab_agent_runtime",
             agent_port,
-            _env(
+            service_env(
                 "AGENT_RUNTIME__",
                 logs,
                 internal_api_key=KEYS["agent-runtime"],
@@ -167,7 +167,7 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
             "gateway",
             "codelab_gateway",
             gateway_port,
-            _env(
+            service_env(
                 "GATEWAY__",
                 logs,
                 internal_api_key=KEYS["gateway"],
@@ -185,11 +185,6 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
             yield running
         finally:
             await asyncio.gather(*(service.stop() for service in running.services))
-
-
-def _env(prefix: str, common: dict[str, str], **values: object) -> dict[str, str]:
-    merged = {**common, **{key.upper(): str(value) for key, value in values.items()}}
-    return {prefix + key: value for key, value in merged.items()}
 
 
 # --- traffic -------------------------------------------------------------------------------------------------------

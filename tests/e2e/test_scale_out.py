@@ -30,7 +30,7 @@ import pytest_asyncio
 import yaml
 
 from codelab_common.testing import FakeOpenAI, free_port, serve_app
-from tests.e2e.processes import Service
+from tests.e2e.processes import Service, service_env
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
@@ -93,13 +93,15 @@ def _cluster(upstream: FakeOpenAI, database: str, folder: Path, prefix: str) -> 
         "llm-proxy",
         "codelab_llm_proxy",
         proxy_port,
-        _env("LLM_PROXY__", common, internal_api_key=KEYS["llm-proxy"], port=proxy_port, models_file=models_file),
+        service_env(
+            "LLM_PROXY__", common, internal_api_key=KEYS["llm-proxy"], port=proxy_port, models_file=models_file
+        ),
         folder,
     )
     agents = []
     for name in ("a", "b"):
         port = free_port()
-        env = _env(
+        env = service_env(
             "AGENT_RUNTIME__",
             common,
             internal_api_key=KEYS["agent-runtime"],
@@ -118,7 +120,7 @@ def _cluster(upstream: FakeOpenAI, database: str, folder: Path, prefix: str) -> 
     gateways = []
     for name, agent in zip(("a", "b"), agents, strict=True):
         port = free_port()
-        env = _env(
+        env = service_env(
             "GATEWAY__",
             common,
             internal_api_key=KEYS["gateway"],
@@ -128,11 +130,6 @@ def _cluster(upstream: FakeOpenAI, database: str, folder: Path, prefix: str) -> 
         )
         gateways.append(Service(f"gateway-{name}", "codelab_gateway", port, env, folder))
     return Cluster(upstream, f"postgresql://{POSTGRES}/{database}", proxy, agents, gateways)
-
-
-def _env(prefix: str, common: dict[str, str], **values: object) -> dict[str, str]:
-    merged = {**common, **{key.upper(): str(value) for key, value in values.items()}}
-    return {prefix + key: value for key, value in merged.items()}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
