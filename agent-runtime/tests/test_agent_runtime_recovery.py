@@ -4,11 +4,13 @@ stays in the history, and the session goes on."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import aiohttp
 import orjson
 
+from codelab_agent_runtime.turns.expiry import grace
 from tests.fixtures.agent_runtime import AgentRuntimeFactory
 
 
@@ -47,16 +49,21 @@ async def test_an_orphaned_turn_is_closed_with_agent_down_and_keeps_what_was_sho
 async def test_a_restarted_instance_takes_over_a_session_whose_step_it_lost(
     agent_runtime_factory: AgentRuntimeFactory,
 ) -> None:
-    """A user message right after a restart waits for no lease longer than the old lease's time to live."""
+    """A user message right after a restart is BUSY only until the old lease has expired and stayed so for the
+    grace period (on the new instance's own clock); then the session is served again."""
     async with agent_runtime_factory(lease_ttl_s=1.0) as first:
         first.upstream.reply_text("word " * 200, chunk_size=5, chunk_delay=0.05)
         status, _ = await first.input("s-restart", {"type": "user_message", "content": "talk"})
         assert status == 200
         await asyncio.sleep(0.3)
     async with agent_runtime_factory(lease_ttl_s=1.0) as second:
+        restarted = time.monotonic()
         busy_status, busy = await second.input("s-restart", {"type": "user_message", "content": "again"})
-        await asyncio.sleep(1.5)
+        session = await second.wait_until_idle("s-restart", timeout=1.0 + grace(1.0) + 2.0)
+        taken_over = time.monotonic() - restarted
         second.upstream.reply_text("fresh")
         step = await second.send("s-restart", {"type": "user_message", "content": "again"})
     assert (busy_status, busy["error"]["code"]) == (409, "BUSY")
+    assert taken_over >= grace(1.0), "a lease is believed dead only after the grace period"
+    assert session["messages"][-1]["role"] == "assistant"
     assert step.text == "fresh"

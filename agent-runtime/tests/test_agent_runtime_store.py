@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -41,7 +42,10 @@ async def test_a_holder_whose_lease_was_taken_over_cannot_write(store: SqlSessio
     await store.append(first, 0, [(1, '{"seq":1}')])
 
     await asyncio.sleep(0.3)  # instance-a pauses past its lease
-    second = await store.acquire(session_id, "instance-b", ttl_s=5)
+    assert await store.acquire(session_id, "instance-b", ttl_s=5) is None, "expired is not free"
+    _, expired = await store.due(time.time())
+    (seen,) = [lease for lease in expired if lease.session_id == session_id]
+    second = await store.acquire(session_id, "instance-b", ttl_s=5, dead=seen)
     assert second is not None and second.token > first.token
     with pytest.raises(LeaseLost):
         await store.append(first, 1, [(2, '{"seq":2,"from":"a"}')])
@@ -52,6 +56,24 @@ async def test_a_holder_whose_lease_was_taken_over_cannot_write(store: SqlSessio
     assert await store.events_after(session_id, 0) == [(1, '{"seq":1}'), (2, '{"seq":2,"from":"b"}')]
     stored = await store.load(session_id)
     assert stored is not None and stored.last_seq == 2 == stored.state_seq
+    await store.delete(session_id)
+
+
+async def test_a_lease_seen_expired_is_kept_by_a_holder_that_renewed_it_since(store: SqlSessionStore) -> None:
+    """A holder that wakes from a pause and renews before the taker acts keeps its lease: the takeover names the
+    lease exactly as it was seen expired."""
+    session_id = _session_id()
+    holder = await store.acquire(session_id, "instance-a", ttl_s=0.1)
+    assert holder is not None
+    await asyncio.sleep(0.2)
+    _, expired = await store.due(time.time())
+    (seen,) = [lease for lease in expired if lease.session_id == session_id]
+    assert await store.renew(holder, 5) is False
+
+    assert await store.acquire(session_id, "instance-b", ttl_s=5, dead=seen) is None
+    await store.append(holder, 0, [(1, "{}")], release=True)
+    assert await store.acquire(session_id, "instance-b", ttl_s=5, dead=seen) is None, "a stale sighting takes nothing"
+    assert await store.acquire(session_id, "instance-b", ttl_s=5) is not None, "released: free for anyone"
     await store.delete(session_id)
 
 

@@ -493,6 +493,31 @@ async def test_llm_proxy_killed_mid_answer_ends_the_turn_and_the_next_works_afte
     assert_exactly_the_log(client, await logged(cluster, client.session_id))
 
 
+async def test_a_pause_of_the_whole_host_costs_no_turn(cluster: Cluster, new_client: Callable[[], Client]) -> None:
+    """Every agent-runtime stopped past the lease (a host suspended, a VM paused) wakes to find the lease "expired";
+    the holder renews it before the other believes it dead, and the answer goes on to its end."""
+    cluster.upstream.reply_text(ANSWER, chunk_delay=CHUNK_DELAY_S)
+    client = new_client()
+    await client.connect(cluster.gateways[0])
+    await client.say("Tell me the story.", "m1")
+    await client.deltas_at_least(5)
+
+    processes = [agent.process for agent in cluster.agents if agent.process is not None]
+    for process in processes:
+        process.send_signal(signal.SIGSTOP)
+    try:
+        await asyncio.sleep(LEASE_TTL_S * 2)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGCONT)
+    final = await client.until(is_final, timeout=20)
+
+    assert final["stop_reason"] == "completed" and final["message_id"] == "m1"
+    assert [frame for frame in client.logged if frame["type"] == "error"] == []
+    assert client.text == ANSWER
+    assert_exactly_the_log(client, await logged(cluster, client.session_id))
+
+
 async def test_a_paused_agent_runtime_is_fenced_out_once_the_other_closed_its_turn(
     cluster: Cluster, new_client: Callable[[], Client]
 ) -> None:

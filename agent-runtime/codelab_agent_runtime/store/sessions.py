@@ -5,6 +5,8 @@ A session's row holds its state (one JSON document: history and the turn in prog
 `lease_token` (the fencing token). Every later write names that token and the `last_seq` it expects, in one
 conditional UPDATE in the same transaction as the events it appends, so an instance that lost the lease (paused,
 cut off, its lease expired and taken) can no longer write: its UPDATE matches no row and it gets `LeaseLost`.
+A lease that looks expired is taken over only by naming it exactly as it was seen (token and end), so a holder that
+renewed it meanwhile keeps it; when to believe it expired is the taker's decision (`turns/expiry.py`).
 
 The statements a turn runs are built once, with bound parameters (`p_...`), so a call costs SQLAlchemy a cache
 lookup rather than building and keying a new statement.
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Update, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Update, and_, bindparam, delete, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -46,6 +48,15 @@ class StoredSession:
     lease_owner: str | None
     lease_until: float | None
     cancel_requested: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HeldLease:
+    """A lease as another instance saw it: which holder's (its token) and until when (by the holder's clock)."""
+
+    session_id: str
+    token: int
+    until: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,28 +131,37 @@ class SqlSessionStore:
         async with self.engine.connect() as connection:
             return [(row.seq, row.frame) for row in await connection.execute(query)]
 
-    async def due(self, now: float) -> tuple[list[str], list[str]]:
-        """Sessions whose tool calls are overdue (and no one holds them), and sessions whose lease expired."""
+    async def due(self, now: float) -> tuple[list[str], list[HeldLease]]:
+        """Sessions whose tool calls are overdue (and no one holds them), and leases that look expired at `now`."""
         columns = sessions_table.c
-        free = or_(columns.lease_owner.is_(None), columns.lease_until < now)
-        overdue = select(columns.session_id).where(columns.deadline < now, free).limit(100)
-        orphaned = select(columns.session_id).where(columns.lease_owner.is_not(None), columns.lease_until < now)
+        overdue = select(columns.session_id).where(columns.deadline < now, columns.lease_owner.is_(None)).limit(100)
+        expired = (
+            select(columns.session_id, columns.lease_token, columns.lease_until)
+            .where(columns.lease_owner.is_not(None), columns.lease_until < now)
+            .limit(100)
+        )
         async with self.engine.connect() as connection:
             timed_out = [row.session_id for row in await connection.execute(overdue)]
-            stale = [row.session_id for row in await connection.execute(orphaned.limit(100))]
-        return timed_out, stale
+            rows = (await connection.execute(expired)).all()
+        return timed_out, [HeldLease(row.session_id, row.lease_token, row.lease_until) for row in rows]
 
     # --- the lease -------------------------------------------------------------------------------------------------
 
-    async def acquire(self, session_id: str, owner: str, ttl_s: float) -> Lease | None:
-        """Take the session's lease if no one holds it (or the holder's expired), reading the session in the same
-        statement; None when someone holds it. A session seen for the first time gets its row."""
-        return await self._write(self._acquire(session_id, owner, ttl_s))
+    async def acquire(
+        self, session_id: str, owner: str, ttl_s: float, *, dead: HeldLease | None = None
+    ) -> Lease | None:
+        """Take the session's lease if no one holds it, or, given `dead`, if it is still exactly that lease (its
+        holder has not renewed it since), reading the session in the same statement; None when someone holds it.
+        A session seen for the first time gets its row."""
+        return await self._write(self._acquire(session_id, owner, ttl_s, dead))
 
-    async def _acquire(self, session_id: str, owner: str, ttl_s: float) -> Lease | None:
+    async def _acquire(self, session_id: str, owner: str, ttl_s: float, dead: HeldLease | None) -> Lease | None:
         now = time.time()
         async with self.engine.begin() as connection:
-            row = await _take(connection, session_id, owner, now, ttl_s)
+            if dead is not None:
+                row = await _take(connection, _TAKE_DEAD, session_id, owner, now, ttl_s, dead)
+                return None if row is None else Lease(session_id, row.lease_token, _stored(session_id, row))
+            row = await _take(connection, _TAKE, session_id, owner, now, ttl_s)
             if row is None:
                 exists = await connection.execute(_EXISTS, {"p_session_id": session_id})
                 if exists.first() is not None:
@@ -151,7 +171,7 @@ class SqlSessionStore:
                         await connection.execute(insert(sessions_table).values(session_id=session_id, **_new_row(now)))
                 except IntegrityError:
                     pass  # made meanwhile by another instance; the update below decides who holds it
-                row = await _take(connection, session_id, owner, now, ttl_s)
+                row = await _take(connection, _TAKE, session_id, owner, now, ttl_s)
         if row is None:
             return None
         return Lease(session_id, row.lease_token, _stored(session_id, row))
@@ -289,15 +309,17 @@ _LOAD = select(*_SESSION_COLUMNS).where(_BY_ID)
 _EXISTS = select(_columns.session_id).where(_BY_ID)
 _PRINCIPAL = select(_columns.principal).where(_BY_ID)
 _ABSENT = object()
-_TAKE = (
+_TAKEN = {
+    "lease_owner": bindparam("p_owner"),
+    "lease_until": bindparam("p_until"),
+    "lease_token": _columns.lease_token + 1,
+    "cancel_requested": False,
+}
+_TAKE = update(sessions_table).where(_BY_ID, _columns.lease_owner.is_(None)).values(_TAKEN).returning(*_SESSION_COLUMNS)
+_TAKE_DEAD = (
     update(sessions_table)
-    .where(_BY_ID, or_(_columns.lease_owner.is_(None), _columns.lease_until < bindparam("p_now")))
-    .values(
-        lease_owner=bindparam("p_owner"),
-        lease_until=bindparam("p_until"),
-        lease_token=_columns.lease_token + 1,
-        cancel_requested=False,
-    )
+    .where(_FENCE, _columns.lease_owner.is_not(None), _columns.lease_until == bindparam("p_seen_until"))
+    .values(_TAKEN)
     .returning(*_SESSION_COLUMNS)
 )
 _RENEW = (
@@ -324,9 +346,19 @@ def _append_statement(with_state: bool, release: bool) -> Update:
     return update(sessions_table).where(fenced).values(values)
 
 
-async def _take(connection: AsyncConnection, session_id: str, owner: str, now: float, ttl_s: float) -> Any:
-    params = {"p_session_id": session_id, "p_now": now, "p_owner": owner, "p_until": now + ttl_s}
-    return (await connection.execute(_TAKE, params)).first()
+async def _take(
+    connection: AsyncConnection,
+    statement: Update,
+    session_id: str,
+    owner: str,
+    now: float,
+    ttl_s: float,
+    dead: HeldLease | None = None,
+) -> Any:
+    params: dict[str, Any] = {"p_session_id": session_id, "p_owner": owner, "p_until": now + ttl_s}
+    if dead is not None:
+        params |= {"p_token": dead.token, "p_seen_until": dead.until}
+    return (await connection.execute(statement, params)).first()
 
 
 def _stored(session_id: str, row: Any) -> StoredSession:

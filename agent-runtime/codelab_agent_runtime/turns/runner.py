@@ -8,7 +8,8 @@ the session free and as the client saw it.
 
 Each instance also sweeps for two kinds of sessions: tool calls unanswered past `tool_timeout_s` (or undecided past
 `approval_timeout_s`; the model is told, the turn goes on), and sessions whose lease expired while a step ran (its
-instance died or hung): their turn is closed with AGENT_DOWN, what the user was shown kept in the history.
+instance died or hung; judged on this instance's own clock, `expiry.py`): their turn is closed with AGENT_DOWN, what
+the user was shown kept in the history.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from codelab_agent_runtime.tools import messages as tool_messages
 from codelab_agent_runtime.tools.catalog import ToolCatalog
 from codelab_agent_runtime.turns import frames
 from codelab_agent_runtime.turns.context_window import ContextWindow
+from codelab_agent_runtime.turns.expiry import ExpiryWatch, grace, renewal_interval
 from codelab_agent_runtime.turns.feed import Feeds
 from codelab_agent_runtime.turns.frames import Frame, StepEnd
 from codelab_agent_runtime.turns.model_loop import REVIEW_TOOL, ModelLoop, new_id
@@ -142,6 +144,7 @@ class Turns:
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._steps: dict[str, _Step] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._expiry = ExpiryWatch(grace(settings.lease_ttl_s))
 
     async def start(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="agent-runtime-sweeper")
@@ -506,7 +509,7 @@ class Turns:
         """Renew the lease while the step runs; stop the step when the lease is lost or a cancel was asked for
         through the database (by an instance that got the cancel while this one drives the turn)."""
         ttl = self._settings.lease_ttl_s
-        every = min(ttl / 3, 1.0)
+        every = renewal_interval(ttl)
         lost_at = time.monotonic() + ttl
         while True:
             with contextlib.suppress(TimeoutError):
@@ -530,7 +533,7 @@ class Turns:
     # --- the sweeper -----------------------------------------------------------------------------------------------
 
     async def _sweep_forever(self) -> None:
-        interval = min(1.0, self._settings.tool_timeout_s / 4, self._settings.lease_ttl_s / 3)
+        interval = min(self._settings.tool_timeout_s / 4, renewal_interval(self._settings.lease_ttl_s))
         while True:
             await asyncio.sleep(interval)
             try:
@@ -539,13 +542,13 @@ class Turns:
                 log.exception("sweep failed")
 
     async def sweep(self) -> None:
-        timed_out, orphaned = await self._store.due(time.time())
+        timed_out, expired = await self._store.due(time.time())
         for session_id in timed_out:
             await self._time_out(session_id)
-        for session_id in orphaned:
-            if session_id in self._steps:
+        for dead in self._expiry.dead(expired, time.monotonic()):
+            if dead.session_id in self._steps:
                 continue
-            lease = await self._take(session_id, 0.0)
+            lease = await self._store.acquire(dead.session_id, self._owner, self._settings.lease_ttl_s, dead=dead)
             if lease is not None:
                 try:
                     await self._close_orphaned(lease, await self._stored(lease))
