@@ -79,8 +79,8 @@ class Settings(ServiceSettings):
         default=10.0,
         gt=0,
         description="A step holds its session's lease this long between renewals (every third of it, at most every "
-        "second); a session whose holder died is taken over and its turn closed with AGENT_DOWN once its lease has stayed "
-        "expired for half this again on the taker's own clock",
+        "second); a session whose holder died is taken over and its turn closed with AGENT_DOWN once its lease has "
+        "stayed expired for half this again on the taker's own clock",
     )
     redis_url: str | None = Field(
         default=None,

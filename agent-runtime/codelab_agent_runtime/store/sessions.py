@@ -24,11 +24,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Update, and_, bindparam, delete, insert, select, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from codelab_agent_runtime.models.session import SessionState
+from codelab_agent_runtime.store.backends import Backend, Connection, EngineBackend, SqliteBackend, sqlite_path
 from codelab_agent_runtime.store.database import create_engine, migrate
 from codelab_agent_runtime.store.schema import events_table, sessions_table
 
@@ -70,15 +69,12 @@ class Lease:
 class SqlSessionStore:
     def __init__(self, database_url: str) -> None:
         self._url = database_url
-        self._engine: AsyncEngine | None = None
-        self._one_writer = asyncio.Lock() if make_url(database_url).get_backend_name() == "sqlite" else None
-        """SQLite takes one writer at a time; queued here, writers go in order instead of retrying in SQLite's busy
-        handler (sleeps of up to 100 ms, in no order)."""
+        self._backend: Backend | None = None
 
     async def _write[T](self, work: Coroutine[Any, Any, T]) -> T:
         """Run one write transaction to its end even when the caller is cancelled meanwhile: a transaction cut by a
-        cancellation can leave SQLite's write lock held, and every other writer waits for it."""
-        task = asyncio.ensure_future(self._in_turn(work))
+        cancellation could leave the database's write lock held, and every other writer would wait for it."""
+        task = asyncio.ensure_future(work)
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -86,63 +82,49 @@ class SqlSessionStore:
                 await task
             raise
 
-    async def _in_turn[T](self, work: Coroutine[Any, Any, T]) -> T:
-        if self._one_writer is None:
-            return await work
-        async with self._one_writer:
-            return await work
-
     @property
-    def engine(self) -> AsyncEngine:
-        if self._engine is None:
+    def _db(self) -> Backend:
+        if self._backend is None:
             raise RuntimeError("the session store is not started")
-        return self._engine
+        return self._backend
 
     async def start(self) -> None:
         """Connect and bring the schema to the newest migration."""
         engine = create_engine(self._url)
         await migrate(engine)
-        self._engine = engine
+        path = sqlite_path(self._url)
+        if path is None:
+            self._backend = EngineBackend(engine)
+            return
+        self._backend = SqliteBackend(path, engine.dialect)
+        await engine.dispose()
 
     async def close(self) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
+        if self._backend is not None:
+            await self._backend.close()
+            self._backend = None
 
     async def ping(self) -> None:
-        async with self.engine.connect() as connection:
-            await connection.execute(select(1))
+        async with self._db.read() as connection:
+            await connection.execute(_PING)
 
     # --- reading ---------------------------------------------------------------------------------------------------
 
     async def load(self, session_id: str) -> StoredSession | None:
-        async with self.engine.connect() as connection:
+        async with self._db.read() as connection:
             row = (await connection.execute(_LOAD, {"p_session_id": session_id})).first()
         return None if row is None else _stored(session_id, row)
 
     async def events_after(self, session_id: str, after: int, limit: int = 500) -> list[Event]:
-        columns = events_table.c
-        query = (
-            select(columns.seq, columns.frame)
-            .where(columns.session_id == session_id, columns.seq > after)
-            .order_by(columns.seq)
-            .limit(limit)
-        )
-        async with self.engine.connect() as connection:
-            return [(row.seq, row.frame) for row in await connection.execute(query)]
+        params = {"p_session_id": session_id, "p_after": after, "p_limit": limit}
+        async with self._db.read() as connection:
+            return [(row.seq, row.frame) for row in await connection.execute(_EVENTS_AFTER, params)]
 
     async def due(self, now: float) -> tuple[list[str], list[HeldLease]]:
         """Sessions whose tool calls are overdue (and no one holds them), and leases that look expired at `now`."""
-        columns = sessions_table.c
-        overdue = select(columns.session_id).where(columns.deadline < now, columns.lease_owner.is_(None)).limit(100)
-        expired = (
-            select(columns.session_id, columns.lease_token, columns.lease_until)
-            .where(columns.lease_owner.is_not(None), columns.lease_until < now)
-            .limit(100)
-        )
-        async with self.engine.connect() as connection:
-            timed_out = [row.session_id for row in await connection.execute(overdue)]
-            rows = (await connection.execute(expired)).all()
+        async with self._db.read() as connection:
+            timed_out = [row.session_id for row in await connection.execute(_OVERDUE, {"p_now": now})]
+            rows = (await connection.execute(_EXPIRED, {"p_now": now})).all()
         return timed_out, [HeldLease(row.session_id, row.lease_token, row.lease_until) for row in rows]
 
     # --- the lease -------------------------------------------------------------------------------------------------
@@ -157,7 +139,7 @@ class SqlSessionStore:
 
     async def _acquire(self, session_id: str, owner: str, ttl_s: float, dead: HeldLease | None) -> Lease | None:
         now = time.time()
-        async with self.engine.begin() as connection:
+        async with self._db.write() as connection:
             if dead is not None:
                 row = await _take(connection, _TAKE_DEAD, session_id, owner, now, ttl_s, dead)
                 return None if row is None else Lease(session_id, row.lease_token, _stored(session_id, row))
@@ -167,8 +149,8 @@ class SqlSessionStore:
                 if exists.first() is not None:
                     return None
                 try:
-                    async with connection.begin_nested():
-                        await connection.execute(insert(sessions_table).values(session_id=session_id, **_new_row(now)))
+                    async with connection.savepoint():
+                        await connection.execute(_INSERT_SESSION, {"session_id": session_id, **_new_row(now)})
                 except IntegrityError:
                     pass  # made meanwhile by another instance; the update below decides who holds it
                 row = await _take(connection, _TAKE, session_id, owner, now, ttl_s)
@@ -182,7 +164,7 @@ class SqlSessionStore:
 
     async def _renew(self, lease: Lease, ttl_s: float) -> bool:
         fence = {"p_session_id": lease.session_id, "p_token": lease.token}
-        async with self.engine.begin() as connection:
+        async with self._db.write() as connection:
             row = (await connection.execute(_RENEW, {**fence, "p_until": time.time() + ttl_s})).first()
         if row is None:
             raise LeaseLost(lease.session_id)
@@ -192,7 +174,7 @@ class SqlSessionStore:
         await self._write(self._release(lease))
 
     async def _release(self, lease: Lease) -> None:
-        async with self.engine.begin() as connection:
+        async with self._db.write() as connection:
             await connection.execute(_RELEASE, {"p_session_id": lease.session_id, "p_token": lease.token})
 
     async def request_cancel(self, session_id: str) -> bool:
@@ -200,13 +182,8 @@ class SqlSessionStore:
         return await self._write(self._request_cancel(session_id))
 
     async def _request_cancel(self, session_id: str) -> bool:
-        columns = sessions_table.c
-        async with self.engine.begin() as connection:
-            result = await connection.execute(
-                update(sessions_table)
-                .where(columns.session_id == session_id, columns.lease_owner.is_not(None))
-                .values(cancel_requested=True)
-            )
+        async with self._db.write() as connection:
+            result = await connection.execute(_REQUEST_CANCEL, {"p_session_id": session_id})
         return bool(result.rowcount)
 
     # --- writing ---------------------------------------------------------------------------------------------------
@@ -247,7 +224,7 @@ class SqlSessionStore:
                 "p_updated_at": datetime.fromtimestamp(state.updated_at, UTC),
                 "p_deadline": deadline,
             }
-        async with self.engine.begin() as connection:
+        async with self._db.write() as connection:
             updated = await connection.execute(_append_statement(state is not None, release), values)
             if updated.rowcount != 1:
                 raise LeaseLost(lease.session_id)
@@ -265,16 +242,16 @@ class SqlSessionStore:
         return owner == principal
 
     async def _principal(self, session_id: str) -> str | object | None:
-        async with self.engine.connect() as connection:
+        async with self._db.read() as connection:
             row = (await connection.execute(_PRINCIPAL, {"p_session_id": session_id})).first()
         return _ABSENT if row is None else row.principal
 
     async def _create_owned(self, session_id: str, principal: str) -> str | None:
-        async with self.engine.begin() as connection:
+        async with self._db.write() as connection:
             try:
-                async with connection.begin_nested():
+                async with connection.savepoint():
                     row = {"session_id": session_id, "principal": principal, **_new_row(time.time())}
-                    await connection.execute(insert(sessions_table).values(**row))
+                    await connection.execute(_INSERT_SESSION, row)
             except IntegrityError:
                 pass  # made meanwhile: whoever made it owns it
             owner = (await connection.execute(_PRINCIPAL, {"p_session_id": session_id})).first()
@@ -284,9 +261,9 @@ class SqlSessionStore:
         return await self._write(self._delete(session_id))
 
     async def _delete(self, session_id: str) -> bool:
-        async with self.engine.begin() as connection:
-            await connection.execute(delete(events_table).where(events_table.c.session_id == session_id))
-            gone = await connection.execute(delete(sessions_table).where(sessions_table.c.session_id == session_id))
+        async with self._db.write() as connection:
+            await connection.execute(_DELETE_EVENTS, {"p_session_id": session_id})
+            gone = await connection.execute(_DELETE_SESSION, {"p_session_id": session_id})
         return bool(gone.rowcount)
 
 
@@ -305,7 +282,26 @@ _columns = sessions_table.c
 _BY_ID = _columns.session_id == bindparam("p_session_id")
 _FENCE = and_(_BY_ID, _columns.lease_token == bindparam("p_token"))
 
+_PING = select(1)
 _LOAD = select(*_SESSION_COLUMNS).where(_BY_ID)
+_EVENTS_AFTER = (
+    select(events_table.c.seq, events_table.c.frame)
+    .where(events_table.c.session_id == bindparam("p_session_id"), events_table.c.seq > bindparam("p_after"))
+    .order_by(events_table.c.seq)
+    .limit(bindparam("p_limit"))
+)
+_OVERDUE = (
+    select(_columns.session_id).where(_columns.deadline < bindparam("p_now"), _columns.lease_owner.is_(None)).limit(100)
+)
+_EXPIRED = (
+    select(_columns.session_id, _columns.lease_token, _columns.lease_until)
+    .where(_columns.lease_owner.is_not(None), _columns.lease_until < bindparam("p_now"))
+    .limit(100)
+)
+_INSERT_SESSION = insert(sessions_table)
+_REQUEST_CANCEL = update(sessions_table).where(_BY_ID, _columns.lease_owner.is_not(None)).values(cancel_requested=True)
+_DELETE_EVENTS = delete(events_table).where(events_table.c.session_id == bindparam("p_session_id"))
+_DELETE_SESSION = delete(sessions_table).where(_BY_ID)
 _EXISTS = select(_columns.session_id).where(_BY_ID)
 _PRINCIPAL = select(_columns.principal).where(_BY_ID)
 _ABSENT = object()
@@ -347,7 +343,7 @@ def _append_statement(with_state: bool, release: bool) -> Update:
 
 
 async def _take(
-    connection: AsyncConnection,
+    connection: Connection,
     statement: Update,
     session_id: str,
     owner: str,
