@@ -109,18 +109,19 @@ class _Compiled:
     sql: str
     names: tuple[str, ...]
     """The bound parameters in the order of the SQL's `?` marks."""
-    construct: Callable[[dict[str, Any]], dict[str, Any]]
-    """The values of every bound parameter: the given ones and those the statement holds (literals, limits)."""
+    held: dict[str, Any]
+    """The values the statement holds itself (literals, limits); the others are given with each call."""
     to_db: tuple[Callable[[Any], Any] | None, ...]
     from_db: tuple[Callable[[Any], Any] | None, ...]
     row: Callable[..., Any] | None
     """The row type of what the statement returns (fields named as its columns); None when it returns nothing."""
 
     def positional(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        values = self.construct(params)
+        held = self.held
+        values = (params[name] if name in params else held[name] for name in self.names)
         return tuple(
             value if convert is None or value is None else convert(value)
-            for value, convert in zip((values[name] for name in self.names), self.to_db, strict=True)
+            for value, convert in zip(values, self.to_db, strict=True)
         )
 
     def rows(self, raw: list[tuple[Any, ...]]) -> list[Any]:
@@ -260,11 +261,8 @@ class SqliteBackend:
         columns = list(getattr(statement, "exported_columns", ()))
         row = namedtuple("Row", [column.key for column in columns], rename=True) if columns else None  # type: ignore[misc]
         from_db = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
-
-        def construct(params: dict[str, Any]) -> dict[str, Any]:
-            return dict(compiled.construct_params(params))
-
-        return _Compiled(compiled.string, names, construct, to_db, from_db, row)
+        held = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
+        return _Compiled(compiled.string, names, held, to_db, from_db, row)
 
 
 def sqlite_path(database_url: str) -> str | None:

@@ -30,7 +30,7 @@ def create_engine(database_url: str) -> AsyncEngine:
     is_sqlite = url.get_backend_name() == "sqlite"
     if is_sqlite and url.database and url.database != ":memory:":
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, json_serializer=_json_dumps, json_deserializer=orjson.loads, **_pool(url))
+    engine = create_async_engine(url, json_serializer=_json_dumps, json_deserializer=_json_text, **_pool(url))
     if is_sqlite:
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
     return engine
@@ -59,7 +59,13 @@ def _pool(url: URL) -> dict[str, Any]:
 
 
 def _json_dumps(value: Any) -> str:
+    """JSON for a JSON column; an `orjson.Fragment` (the session state, serialised by its model) goes in as it is."""
     return orjson.dumps(value).decode()
+
+
+def _json_text(text: str) -> str:
+    """JSON columns are read as their text: the session state is parsed and validated by its model in one pass."""
+    return text
 
 
 def _tune_sqlite(dbapi_connection: Any, _: Any) -> None:

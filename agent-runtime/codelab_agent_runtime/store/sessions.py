@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Update, and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -220,7 +221,7 @@ class SqlSessionStore:
         if state is not None:
             state.updated_at = time.time()
             values |= {
-                "p_state": state.model_dump(mode="json"),
+                "p_state": orjson.Fragment(state.model_dump_json()),
                 "p_updated_at": datetime.fromtimestamp(state.updated_at, UTC),
                 "p_deadline": deadline,
             }
@@ -357,9 +358,14 @@ async def _take(
     return (await connection.execute(statement, params)).first()
 
 
+def _state(session_id: str, text: str) -> SessionState:
+    """The state from its JSON text (a new session's is `{}`), parsed and validated by the model in one pass."""
+    return SessionState(session_id=session_id) if text == "{}" else SessionState.model_validate_json(text)
+
+
 def _stored(session_id: str, row: Any) -> StoredSession:
     return StoredSession(
-        state=SessionState.model_validate(row.state) if row.state else SessionState(session_id=session_id),
+        state=_state(session_id, row.state),
         last_seq=row.last_seq,
         state_seq=row.state_seq,
         lease_owner=row.lease_owner,

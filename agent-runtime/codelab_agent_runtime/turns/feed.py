@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import deque
 from collections.abc import AsyncGenerator, Sequence
 
@@ -53,7 +54,7 @@ class Feed:
         first = self.entries[0][0]
         if first > seq + 1:
             return None
-        return [event for event in self.entries if event[0] > seq] if self.entries[-1][0] > seq else []
+        return list(itertools.islice(self.entries, seq + 1 - first, None))  # the entries' seqs have no gaps
 
 
 class Feeds:
