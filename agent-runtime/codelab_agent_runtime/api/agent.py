@@ -127,8 +127,8 @@ async def session_events(
 
 async def _follow(feeds: Feeds, session_id: str, after: int) -> AsyncIterator[bytes]:
     """`id:` is the seq, so a reader that lost the stream can name where to go on (SSE's Last-Event-ID)."""
-    async for seq, text in feeds.follow(session_id, after):
-        yield encode_event(text, MESSAGE_EVENT, seq)
+    async for batch in feeds.batches(session_id, after):
+        yield b"".join(encode_event(text, MESSAGE_EVENT, seq) for seq, text in batch)
 
 
 @router.post(

@@ -106,7 +106,7 @@ class LLMClient:
                 async with self._http.post(self._url, data=orjson.dumps(body), headers=headers) as response:
                     if response.status != 200:
                         raise LLMError(await _describe_failure(response))
-                    async for event in iter_sse(response.content):
+                    async for event in iter_sse(response.content.iter_any()):
                         if event.data == "[DONE]":
                             finished = True
                             break

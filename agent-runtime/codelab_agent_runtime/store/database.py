@@ -59,12 +59,12 @@ def _pool(url: URL) -> dict[str, Any]:
 
 
 def _json_dumps(value: Any) -> str:
-    """JSON for a JSON column; an `orjson.Fragment` (the session state, serialised by its model) goes in as it is."""
+    """JSON for a JSON column; an `orjson.Fragment` (the session state, serialised by itself) goes in as it is."""
     return orjson.dumps(value).decode()
 
 
 def _json_text(text: str) -> str:
-    """JSON columns are read as their text: the session state is parsed and validated by its model in one pass."""
+    """JSON columns are read as their text: the session state parses itself (`SessionState.from_json`)."""
     return text
 
 

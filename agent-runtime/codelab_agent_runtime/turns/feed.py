@@ -96,6 +96,13 @@ class Feeds:
 
     async def follow(self, session_id: str, after: int) -> AsyncGenerator[Event]:
         """Every frame after `after`, in order, once each, then the live ones; until the caller stops."""
+        async with contextlib.aclosing(self.batches(session_id, after)) as batches:
+            async for batch in batches:
+                for event in batch:
+                    yield event
+
+    async def batches(self, session_id: str, after: int) -> AsyncGenerator[list[Event]]:
+        """`follow`, in the batches the frames were written in (a reader can pass each on in one write)."""
         feed = self._join(session_id)
         cursor = after
         polled = False
@@ -108,10 +115,9 @@ class Feeds:
                     # the database has whatever the feed never saw.
                     batch = await self._store.events_after(session_id, cursor, PAGE)
                 polled = False
-                for event in batch:
-                    yield event
-                    cursor = event[0]
                 if batch:
+                    cursor = batch[-1][0]
+                    yield batch
                     continue
                 try:
                     async with asyncio.timeout(self._poll_s):

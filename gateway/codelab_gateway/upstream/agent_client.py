@@ -119,7 +119,7 @@ class AgentClient:
             async with self._http.get(url, headers=headers) as response:
                 if response.status != 200:
                     raise _unavailable(response.status, await response.read())
-                async for event in iter_sse(response.content):
+                async for event in iter_sse(response.content.iter_any()):
                     if event.id is not None:
                         yield int(event.id), event.data
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:

@@ -39,24 +39,51 @@ def encode_event(data: str | bytes, event: str | None = None, event_id: int | No
     return head + b"data: " + payload + b"\n\n"
 
 
-async def iter_sse(lines: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
-    """Events from a stream of lines (an aiohttp `response.content` iterates this way); comments are skipped."""
-    event, event_id = "message", None
-    data: list[str] = []
-    async for raw in lines:
-        line = raw.decode().rstrip("\r\n")
+MAX_LINE = 32 * 1024 * 1024
+"""The longest line a reader takes (a frame carries at most a 1 MiB tool result, escaped); beyond it, ValueError."""
+
+
+async def iter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
+    """Events from a byte stream in chunks of any size (aiohttp's `response.content.iter_any()`, or lines); comments
+    are skipped. Splitting whole chunks costs far less than reading the stream a line at a time."""
+    parser = _Parser()
+    rest = b""
+    async for chunk in chunks:
+        lines = (rest + chunk if rest else chunk).split(b"\n")
+        rest = lines.pop()
+        if len(rest) > MAX_LINE:
+            raise ValueError(f"an event stream line is longer than {MAX_LINE} bytes")
+        for line in lines:
+            event = parser.line(line.decode().removesuffix("\r"))
+            if event is not None:
+                yield event
+    if rest:
+        parser.line(rest.decode().removesuffix("\r"))
+    if parser.data:
+        yield SSEEvent(parser.event, "\n".join(parser.data), parser.event_id)
+
+
+class _Parser:
+    __slots__ = ("data", "event", "event_id")
+
+    def __init__(self) -> None:
+        self.event: str = "message"
+        self.event_id: str | None = None
+        self.data: list[str] = []
+
+    def line(self, line: str) -> SSEEvent | None:
+        """Take one line (without its end); a blank line completes the event, if it has data."""
         if not line:
-            if data:
-                yield SSEEvent(event, "\n".join(data), event_id)
-            event, event_id, data = "message", None, []
-        elif line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
+            done = SSEEvent(self.event, "\n".join(self.data), self.event_id) if self.data else None
+            self.event, self.event_id, self.data = "message", None, []
+            return done
+        if line.startswith("data:"):
+            self.data.append(line[5:].removeprefix(" "))
         elif line.startswith("event:"):
-            event = line[6:].strip()
+            self.event = line[6:].strip()
         elif line.startswith("id:"):
-            event_id = line[3:].strip()
-    if data:
-        yield SSEEvent(event, "\n".join(data), event_id)
+            self.event_id = line[3:].strip()
+        return None
 
 
 class EventStreamResponse(StreamingResponse):

@@ -7,10 +7,12 @@ import time
 from collections.abc import AsyncIterator
 
 import aiohttp
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
+from codelab_common import sse
 from codelab_common.sse import KEEP_ALIVE, EventStreamResponse, iter_sse
 from codelab_common.testing import serve_app
 
@@ -88,3 +90,30 @@ async def test_iter_sse_skips_comments() -> None:
 
     events = [(event.event, event.data) async for event in iter_sse(lines())]
     assert events == [("message", "1"), ("message", "2")]
+
+
+async def test_iter_sse_takes_chunks_cut_anywhere() -> None:
+    """A stream read in whatever chunks the socket gives: cut inside a line, inside a UTF-8 character, between a
+    carriage return and its newline; events come out whole and in order."""
+    body = 'id: 7\r\nevent: message\r\ndata: {"text":"héllo ☃"}\r\n\r\n: keep-alive\n\ndata: a\ndata: b\n\n'.encode()
+    expected = [("message", '{"text":"héllo ☃"}', "7"), ("message", "a\nb", None)]
+    for size in (1, 2, 3, 5, 8, 13, len(body)):
+
+        async def chunks(size: int = size) -> AsyncIterator[bytes]:
+            for start in range(0, len(body), size):
+                yield body[start : start + size]
+
+        events = [(event.event, event.data, event.id) async for event in iter_sse(chunks())]
+        assert events == expected, size
+
+
+async def test_iter_sse_refuses_an_endless_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sse, "MAX_LINE", 1024)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while True:
+            yield b"x" * 100
+
+    with pytest.raises(ValueError, match="longer than 1024 bytes"):
+        async for _ in iter_sse(chunks()):
+            pass
