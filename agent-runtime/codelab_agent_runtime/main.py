@@ -32,7 +32,7 @@ from codelab_common.tracing import NO_NATIVE_TELEMETRY, install_tracing
 SERVICE = "agent-runtime"
 DISTRIBUTION = "codelab-agent-runtime"
 READ_BUFFER = 2**21
-"""aiohttp's per-line limit is twice this: a tool call's arguments (a whole file) may arrive in one SSE line."""
+"""How much of llm-proxy's stream aiohttp holds before it stops reading (the stream is read in whole chunks)."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -3,6 +3,7 @@
 from typing import Any
 
 import aiohttp
+import pytest
 
 from codelab_common.protocol import IDE_TOOLS
 from tests.fixtures.gateway import RunningGateway
@@ -170,3 +171,14 @@ async def test_result_for_a_call_nobody_made_is_forwarded_and_answered(gateway: 
         assert "timed out" not in error["content"]  # agent-runtime answered, not the gateway's timeout bookkeeping
         await client.say("hi")
         assert _text(await client.turn()) == "fine"
+
+
+@pytest.mark.parametrize("gateway_overrides", [{"agent_max_event_bytes": 4096}])
+async def test_an_event_beyond_the_gateways_limit_is_an_error_frame(gateway: RunningGateway) -> None:
+    """agent-runtime's stream is read in whole chunks and split by the gateway itself; a line longer than
+    `agent_max_event_bytes` is still refused, with a clear error."""
+    gateway.upstream.reply_text("x" * 20_000)
+    async with gateway.connect("stream-too-long") as client:
+        await client.say("say a lot")
+        error = (await client.recv_until(lambda f: f["type"] == "error"))[-1]
+        assert error["code"] == "INTERNAL" and "unreadable stream" in error["error"], error

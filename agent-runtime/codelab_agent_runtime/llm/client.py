@@ -21,7 +21,10 @@ from codelab_agent_runtime.core.metrics import AgentMetrics
 from codelab_common import tracing
 from codelab_common.auth import INTERNAL_AUTH_HEADER
 from codelab_common.request_id import SESSION_ID_HEADER
-from codelab_common.sse import iter_sse
+from codelab_common.sse import LineTooLong, iter_sse
+
+MAX_LINE_BYTES = 1 << 22
+"""The longest SSE line taken from llm-proxy: a tool call's arguments (a whole file) may arrive in one."""
 
 log = structlog.get_logger(__name__)
 
@@ -106,7 +109,7 @@ class LLMClient:
                 async with self._http.post(self._url, data=orjson.dumps(body), headers=headers) as response:
                     if response.status != 200:
                         raise LLMError(await _describe_failure(response))
-                    async for event in iter_sse(response.content.iter_any()):
+                    async for event in iter_sse(response.content.iter_any(), max_line=MAX_LINE_BYTES):
                         if event.data == "[DONE]":
                             finished = True
                             break
@@ -135,7 +138,7 @@ class LLMClient:
             except aiohttp.ClientError as exc:
                 log.warning("llm_proxy_request_failed", url=self._url, error=str(exc))
                 raise LLMError(f"llm-proxy request failed ({type(exc).__name__})") from exc
-            except HttpProcessingError as exc:
+            except (HttpProcessingError, LineTooLong) as exc:
                 raise LLMError(f"llm-proxy sent an unreadable stream: {exc}") from exc
             if not finished and reply.finish_reason is None:
                 raise LLMError("the model's stream ended before the reply was complete")

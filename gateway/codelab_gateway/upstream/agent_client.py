@@ -24,7 +24,7 @@ from codelab_common.protocol import (
     events_path,
     input_path,
 )
-from codelab_common.sse import iter_sse
+from codelab_common.sse import LineTooLong, iter_sse
 from codelab_gateway.core.config import Settings
 
 
@@ -53,6 +53,7 @@ class AgentClient:
         key = settings.agent_runtime_api_key.get_secret_value()
         self._post_headers = {INTERNAL_AUTH_HEADER: key, "Content-Type": "application/json"}
         self._get_headers = {INTERNAL_AUTH_HEADER: key, "Accept": "text/event-stream"}
+        self._max_event_bytes = settings.agent_max_event_bytes
 
     @staticmethod
     def create_http_session(settings: Settings) -> aiohttp.ClientSession:
@@ -60,9 +61,7 @@ class AgentClient:
             total=None, connect=settings.agent_connect_timeout_s, sock_read=settings.agent_read_timeout_s
         )
         connector = aiohttp.TCPConnector(limit=settings.agent_max_connections)
-        return aiohttp.ClientSession(
-            timeout=timeout, connector=connector, read_bufsize=max(settings.agent_max_event_bytes // 2, 1 << 16)
-        )
+        return aiohttp.ClientSession(timeout=timeout, connector=connector)
 
     async def submit(
         self,
@@ -119,12 +118,12 @@ class AgentClient:
             async with self._http.get(url, headers=headers) as response:
                 if response.status != 200:
                     raise _unavailable(response.status, await response.read())
-                async for event in iter_sse(response.content.iter_any()):
+                async for event in iter_sse(response.content.iter_any(), max_line=self._max_event_bytes):
                     if event.id is not None:
                         yield int(event.id), event.data
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise AgentUnavailable(f"agent-runtime is unreachable: {_describe(exc)}") from None
-        except HttpProcessingError as exc:  # LineTooLong: an event beyond agent_max_event_bytes
+        except (HttpProcessingError, LineTooLong) as exc:  # an event beyond agent_max_event_bytes
             raise AgentUnavailable(f"agent-runtime sent an unreadable stream: {exc}", ErrorCode.INTERNAL) from None
 
 

@@ -40,19 +40,25 @@ def encode_event(data: str | bytes, event: str | None = None, event_id: int | No
 
 
 MAX_LINE = 32 * 1024 * 1024
-"""The longest line a reader takes (a frame carries at most a 1 MiB tool result, escaped); beyond it, ValueError."""
+"""The longest line a reader takes unless told otherwise."""
 
 
-async def iter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
+class LineTooLong(ValueError):
+    """An event stream's line is longer than the reader takes."""
+
+
+async def iter_sse(chunks: AsyncIterable[bytes], max_line: int | None = None) -> AsyncIterator[SSEEvent]:
     """Events from a byte stream in chunks of any size (aiohttp's `response.content.iter_any()`, or lines); comments
-    are skipped. Splitting whole chunks costs far less than reading the stream a line at a time."""
+    are skipped. Splitting whole chunks costs far less than reading the stream a line at a time. A line longer than
+    `max_line` bytes (MAX_LINE by default) raises LineTooLong."""
+    limit = MAX_LINE if max_line is None else max_line
     parser = _Parser()
     rest = b""
     async for chunk in chunks:
         lines = (rest + chunk if rest else chunk).split(b"\n")
         rest = lines.pop()
-        if len(rest) > MAX_LINE:
-            raise ValueError(f"an event stream line is longer than {MAX_LINE} bytes")
+        if len(rest) > limit or any(len(line) > limit for line in lines):
+            raise LineTooLong(f"an event stream line is longer than {limit} bytes")
         for line in lines:
             event = parser.line(line.decode().removesuffix("\r"))
             if event is not None:

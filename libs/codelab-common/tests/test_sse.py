@@ -12,8 +12,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from codelab_common import sse
-from codelab_common.sse import KEEP_ALIVE, EventStreamResponse, iter_sse
+from codelab_common.sse import KEEP_ALIVE, EventStreamResponse, LineTooLong, iter_sse
 from codelab_common.testing import serve_app
 
 
@@ -107,13 +106,15 @@ async def test_iter_sse_takes_chunks_cut_anywhere() -> None:
         assert events == expected, size
 
 
-async def test_iter_sse_refuses_an_endless_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sse, "MAX_LINE", 1024)
-
-    async def chunks() -> AsyncIterator[bytes]:
+async def test_iter_sse_refuses_a_line_beyond_its_limit() -> None:
+    async def endless() -> AsyncIterator[bytes]:
         while True:
             yield b"x" * 100
 
-    with pytest.raises(ValueError, match="longer than 1024 bytes"):
-        async for _ in iter_sse(chunks()):
-            pass
+    async def whole() -> AsyncIterator[bytes]:
+        yield b"data: " + b"x" * 2000 + b"\n\ndata: 1\n\n"
+
+    for chunks in (endless, whole):
+        with pytest.raises(LineTooLong, match="longer than 1024 bytes"):
+            async for _ in iter_sse(chunks(), max_line=1024):
+                pass
