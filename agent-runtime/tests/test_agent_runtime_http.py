@@ -7,6 +7,7 @@ import sqlite3
 import uuid
 
 import aiohttp
+import orjson
 import pytest
 
 from codelab_common.testing import free_port
@@ -174,3 +175,44 @@ async def test_a_principal_may_use_only_its_own_sessions(agent_runtime: RunningA
                 assert r.status == 404, path
                 assert (await r.json())["error"]["code"] == "INVALID_SESSION"
     assert agent_runtime.upstream.requests == [], "bob's message never reached the model"
+
+
+async def _idle_stream(agent_runtime: RunningAgentRuntime, session_id: str, after: int) -> list[tuple[str, str]]:
+    """`GET events?until_idle=true` read to its end: (event, data) pairs."""
+    url = f"{agent_runtime.url}/agent/sessions/{session_id}/events?until_idle=true&after={after}"
+    async with aiohttp.ClientSession() as http, http.get(url, headers=agent_runtime.headers) as response:
+        assert response.status == 200
+        body = await asyncio.wait_for(response.text(), timeout=5)
+    events = []
+    for block in body.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
+        events.append((fields.get("event", "message"), fields.get("data", "")))
+    return events
+
+
+async def test_an_idle_sessions_event_stream_ends_when_asked_to(agent_runtime: RunningAgentRuntime) -> None:
+    """With `until_idle`, the stream ends once every frame is sent and the last closed a turn (at once for a session
+    with nothing logged); without it, it stays open."""
+    assert await _idle_stream(agent_runtime, "idle-new", 0) == [("idle", "{}")]
+
+    agent_runtime.upstream.reply_text("Done.")
+    step = await agent_runtime.send("idle-done", {"type": "user_message", "content": "hi"})
+    events = await _idle_stream(agent_runtime, "idle-done", 0)
+    assert [name for name, _ in events] == ["message"] * len(step.frames) + ["idle"]
+    assert orjson.loads(events[-2][1])["is_final"] is True
+    assert await _idle_stream(agent_runtime, "idle-done", step.frames[-1]["seq"]) == [("idle", "{}")]
+
+    url = f"{agent_runtime.url}/agent/sessions/idle-done/events?after=0"
+    async with aiohttp.ClientSession() as http, http.get(url, headers=agent_runtime.headers) as response:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(response.read(), timeout=0.5)
+
+
+async def test_a_waiting_tool_call_keeps_the_stream_open(agent_runtime: RunningAgentRuntime) -> None:
+    agent_runtime.upstream.reply_tool_calls(("read_file", {"path": "a.txt"}))
+    step = await agent_runtime.send("idle-tool", {"type": "user_message", "content": "read it"}, tools=["read_file"])
+    assert step.tool_calls
+    url = f"{agent_runtime.url}/agent/sessions/idle-tool/events?until_idle=true&after=0"
+    async with aiohttp.ClientSession() as http, http.get(url, headers=agent_runtime.headers) as response:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(response.read(), timeout=0.5)

@@ -33,6 +33,7 @@ from codelab_common.http_errors import error_response
 from codelab_common.openapi import json_body
 from codelab_common.protocol import (
     DONE_EVENT,
+    IDLE_EVENT,
     MAX_SEQ,
     MESSAGE_EVENT,
     AgentRequest,
@@ -114,21 +115,26 @@ async def session_input(session_id: str, request: Request) -> InputAccepted | Re
     dependencies=[Depends(owned_session)],
 )
 async def session_events(
-    session_id: str, request: Request, after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None
+    session_id: str,
+    request: Request,
+    after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
+    until_idle: bool = False,
 ) -> StreamingResponse:
     """Every frame after seq `after`, then the live ones. Without `after`: from the running turn's first frame, or
-    from now when no turn runs."""
+    from now when no turn runs. `until_idle`: end with an `idle` event once every frame is sent and the last one
+    closed a turn."""
     turns: Turns = request.app.state.turns
     feeds: Feeds = request.app.state.feeds
     settings: Settings = request.app.state.settings
     start = after if after is not None else await turns.start_seq(session_id)
-    return EventStreamResponse(_follow(feeds, session_id, start), keep_alive_s=settings.sse_keep_alive_s)
+    return EventStreamResponse(_follow(feeds, session_id, start, until_idle), keep_alive_s=settings.sse_keep_alive_s)
 
 
-async def _follow(feeds: Feeds, session_id: str, after: int) -> AsyncIterator[bytes]:
+async def _follow(feeds: Feeds, session_id: str, after: int, until_idle: bool) -> AsyncIterator[bytes]:
     """`id:` is the seq, so a reader that lost the stream can name where to go on (SSE's Last-Event-ID)."""
-    async for batch in feeds.batches(session_id, after):
+    async for batch in feeds.batches(session_id, after, until_idle=until_idle):
         yield b"".join(encode_event(text, MESSAGE_EVENT, seq) for seq, text in batch)
+    yield encode_event(b"{}", IDLE_EVENT)
 
 
 @router.post(

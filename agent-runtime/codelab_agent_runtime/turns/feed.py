@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from codelab_agent_runtime.store.sessions import Event, SqlSessionStore
+from codelab_common.protocol import ends_turn
 
 log = structlog.get_logger(__name__)
 
@@ -101,11 +102,13 @@ class Feeds:
                 for event in batch:
                     yield event
 
-    async def batches(self, session_id: str, after: int) -> AsyncGenerator[list[Event]]:
-        """`follow`, in the batches the frames were written in (a reader can pass each on in one write)."""
+    async def batches(self, session_id: str, after: int, *, until_idle: bool = False) -> AsyncGenerator[list[Event]]:
+        """`follow`, in the batches the frames were written in (a reader can pass each on in one write). With
+        `until_idle`, it ends once nothing newer is logged and the last frame closed a turn."""
         feed = self._join(session_id)
         cursor = after
         polled = False
+        idle = until_idle and await self._ended_turn(session_id, after)
         try:
             while True:
                 feed.changed.clear()
@@ -117,8 +120,11 @@ class Feeds:
                 polled = False
                 if batch:
                     cursor = batch[-1][0]
+                    idle = until_idle and ends_turn(batch[-1][1])
                     yield batch
                     continue
+                if idle:
+                    return
                 try:
                     async with asyncio.timeout(self._poll_s):
                         await feed.changed.wait()
@@ -126,6 +132,13 @@ class Feeds:
                     polled = True
         finally:
             self._leave(session_id, feed)
+
+    async def _ended_turn(self, session_id: str, seq: int) -> bool:
+        """Whether the session's log ends a turn at `seq` (an empty log is idle too)."""
+        if seq == 0:
+            return True
+        at = await self._store.events_after(session_id, seq - 1, 1)
+        return bool(at) and ends_turn(at[0][1])
 
     def _join(self, session_id: str) -> Feed:
         feed = self._feeds.get(session_id)

@@ -22,6 +22,13 @@ class GatewayMetrics:
         self.live_connections = Gauge(
             "gateway_live_connections", "WebSocket connections open now", registry=registry, multiprocess_mode="livesum"
         )
+        self.following = Gauge(
+            "gateway_following",
+            "Connections following their session's events from agent-runtime now (an idle session's connection holds "
+            "no stream)",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
         self.reconnects = Counter(
             "gateway_reconnects",
             "Connections to a session that had a client on this gateway before (a return, or a replacement)",

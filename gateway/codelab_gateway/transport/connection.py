@@ -2,7 +2,9 @@
 writes the session's frames to the client, from agent-runtime's event log, in the client's dialect.
 
 The follower starts after the `last_seq` the client names (URL parameter, or a `resume` frame), else where this
-gateway's last client of the session stopped, else at the running turn's first frame. When agent-runtime cannot be
+gateway's last client of the session stopped, else at the running turn's first frame. It stops once the session is
+idle (every frame written, the last one closed a turn), so an idle connection holds no stream to agent-runtime; an
+input of the client's that agent-runtime accepts starts it again from where it stopped. When agent-runtime cannot be
 reached it tells the client once (AGENT_DOWN, no seq) and follows again from its cursor as soon as it can, so a
 restart of agent-runtime, or of the gateway, loses and repeats nothing.
 
@@ -37,6 +39,7 @@ from codelab_common.protocol import (
     StopReason,
     ToolResult,
     UserMessage,
+    ends_turn,
     frame_type,
 )
 from codelab_gateway.core.config import Settings
@@ -60,8 +63,6 @@ log = structlog.get_logger(__name__)
 POLICY_VIOLATION = 1008
 GOING_AWAY = 1001
 TRY_AGAIN_LATER = 1013
-FINAL_MARK = '"is_final":true'
-"""How a turn's final frame reads in agent-runtime's JSON (orjson writes no spaces)."""
 RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
@@ -101,6 +102,10 @@ class ClientConnection:
         self._metrics: GatewayMetrics = hub.metrics
         self._send_lock = asyncio.Lock()
         self._follower: asyncio.Task[None] | None = None
+        self._cursor: int | None = None
+        """The seq of the last frame the follower took (None: none yet)."""
+        self._follow_on = False
+        """An input was accepted while the follower ran: if its stream ends idle, it follows on instead of stopping."""
         self._turn_span: Span | None = None
         self._rate = FrameRate(settings.frames_per_second, settings.frame_burst)
         self._drops = DropWindow()
@@ -120,24 +125,45 @@ class ClientConnection:
         """(Re)start writing the session's frames after seq `after` (None: see the module's docstring)."""
         if self._follower is not None:
             self._follower.cancel()
-        self._follower = asyncio.create_task(self._follow(after), name=f"gateway-follow-{self.session_id}")
+        self._cursor = after
+        self._follower = asyncio.create_task(self._follow(), name=f"gateway-follow-{self.session_id}")
 
-    async def _follow(self, cursor: int | None) -> None:
+    def follow_on(self) -> None:
+        """An input was accepted: its frames are coming, so follow the session again if the follower stopped."""
+        if self._follower is None or self._follower.done():
+            self._follower = asyncio.create_task(self._follow(), name=f"gateway-follow-{self.session_id}")
+        else:
+            self._follow_on = True
+
+    async def _follow(self) -> None:
+        """Write the session's frames from the cursor until the session is idle (then the connection holds no stream
+        to agent-runtime until its client's next input is accepted: `follow_on`)."""
+        self._metrics.following.inc()
+        try:
+            await self._follow_until_idle()
+        finally:
+            self._metrics.following.dec()
+
+    async def _follow_until_idle(self) -> None:
         told = False
         failures = 0
         while True:
-            if cursor is None:  # nothing followed yet: an input taken meanwhile says where its frames start
-                cursor = self._hub.delivered(self.session_id)
+            if self._cursor is None:  # nothing followed yet: an input taken meanwhile says where its frames start
+                self._cursor = self._hub.delivered(self.session_id)
             try:
-                async for seq, text in self._agent.follow(self.session_id, cursor, self.principal.name):
+                async for seq, text in self._agent.follow(self.session_id, self._cursor, self.principal.name):
                     told, failures = False, 0
-                    self._saw(frame_type(text), text)
+                    self._saw(text)
                     for rendered in self.dialect.render(text):
                         await self.send(rendered)
                         self._metrics.frame_sent(frame_type(rendered))
-                    cursor = seq
+                    self._cursor = seq
                     if not self.dialect.holding:
                         self._hub.mark_delivered(self.session_id, seq)
+                if not self._follow_on:
+                    return
+                self._follow_on = False
+                continue
             except AgentUnavailable as exc:
                 if not told:
                     log.warning("following the session failed", error=exc.message)
@@ -250,6 +276,7 @@ class ClientConnection:
                     approval_source=source,
                     principal=self.principal.name,
                 )
+                self.follow_on()
                 if self._hub.delivered(self.session_id) is None:
                     # Whatever came before this input the client has no need of; on a return it starts here.
                     self._hub.mark_delivered(self.session_id, accepted.after_seq)
@@ -279,8 +306,8 @@ class ClientConnection:
             failed = outcome != StopReason.COMPLETED.value
             tracing.finish(span, {"codelab.turn.outcome": outcome}, error=outcome if failed else None)
 
-    def _saw(self, kind: str, text: str) -> None:
-        if self._turn_span is not None and kind == "assistant_message" and FINAL_MARK in text:
+    def _saw(self, text: str) -> None:
+        if self._turn_span is not None and ends_turn(text):
             self._end_turn(str(orjson.loads(text).get("stop_reason") or StopReason.COMPLETED.value))
 
     async def close(self, code: int, reason: str) -> None:

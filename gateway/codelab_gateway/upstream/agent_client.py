@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from codelab_common.auth import INTERNAL_AUTH_HEADER
 from codelab_common.protocol import (
+    IDLE_EVENT,
     PRINCIPAL_HEADER,
     ApprovalSource,
     ErrorCode,
@@ -110,17 +111,21 @@ class AgentClient:
     async def follow(
         self, session_id: str, after: int | None, principal: str | None = None
     ) -> AsyncIterator[tuple[int, str]]:
-        """The session's frames after seq `after` (None: from the running turn's start), live, until the stream
-        ends; raises AgentUnavailable when agent-runtime cannot be reached or the stream breaks."""
-        url = self._base + events_path(session_id) + ("" if after is None else f"?after={after}")
+        """The session's frames after seq `after` (None: from the running turn's start), live, until the session is
+        idle (every frame sent, the last one closed a turn); raises AgentUnavailable when agent-runtime cannot be
+        reached or the stream breaks."""
+        url = self._base + events_path(session_id) + "?until_idle=true" + ("" if after is None else f"&after={after}")
         headers = self._get_headers if principal is None else {**self._get_headers, PRINCIPAL_HEADER: principal}
         try:
             async with self._http.get(url, headers=headers) as response:
                 if response.status != 200:
                     raise _unavailable(response.status, await response.read())
                 async for event in iter_sse(response.content.iter_any(), max_line=self._max_event_bytes):
+                    if event.event == IDLE_EVENT:
+                        return
                     if event.id is not None:
                         yield int(event.id), event.data
+            raise AgentUnavailable("agent-runtime ended the session's event stream")
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise AgentUnavailable(f"agent-runtime is unreachable: {_describe(exc)}") from None
         except (HttpProcessingError, LineTooLong) as exc:  # an event beyond agent_max_event_bytes

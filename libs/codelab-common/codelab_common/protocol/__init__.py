@@ -2,6 +2,7 @@
 
 from codelab_common.protocol.agent_api import (
     DONE_EVENT,
+    IDLE_EVENT,
     MESSAGE_EVENT,
     PRINCIPAL_HEADER,
     AgentRequest,
@@ -39,6 +40,7 @@ from codelab_common.protocol.frames import (
     TurnInput,
     Usage,
     UserMessage,
+    ends_turn,
     frame_type,
     inbound_frame_adapter,
     outbound_frame_adapter,
@@ -48,6 +50,7 @@ from codelab_common.protocol.tools import IDE_TOOLS, TOOLS, TOOLS_BY_NAME, ToolS
 __all__ = [
     "DONE_EVENT",
     "IDE_TOOLS",
+    "IDLE_EVENT",
     "INBOUND_FRAME_TYPES",
     "MAX_SEQ",
     "MESSAGE_EVENT",
@@ -85,6 +88,7 @@ __all__ = [
     "Usage",
     "UserMessage",
     "claim_path",
+    "ends_turn",
     "events_path",
     "frame_type",
     "inbound_frame_adapter",

@@ -4,7 +4,9 @@
   `InputAccepted`, or an error envelope whose `code` is the client's error code (BUSY, UNKNOWN_CALL_ID, ...).
 - `GET /agent/sessions/{id}/events?after=N` streams the session's frames after seq N as SSE (`id:` the seq,
   `event: message`, `data:` the frame's JSON, which carries `seq` too), then the live ones, until the caller leaves.
-  Without `after`, it starts at the running turn's first frame (or at the end when no turn runs).
+  Without `after`, it starts at the running turn's first frame (or at the end when no turn runs). With
+  `until_idle=true` it ends, with one `event: idle`, once it has sent every frame and the last one closed a turn:
+  an idle session's follower (the gateway, for a connected client) then holds no stream until it sends an input.
 - `POST /agent/message/stream` (the seed's): one step as SSE, `message` events then one `done`.
 """
 
@@ -19,6 +21,7 @@ from codelab_common.protocol.frames import SESSION_ID_PATTERN, ApprovalSource, T
 
 MESSAGE_EVENT = "message"
 DONE_EVENT = "done"
+IDLE_EVENT = "idle"
 
 
 def input_path(session_id: str) -> str:

@@ -263,6 +263,15 @@ outbound_frame_adapter: TypeAdapter[
 ] = TypeAdapter(OutboundFrame)
 
 
+FINAL_MARK = '"is_final":true'
+"""How a turn's final frame reads in the log's JSON (within a string value its quotes would be escaped)."""
+
+
+def ends_turn(text: str) -> bool:
+    """Whether a logged frame's JSON text is a turn's final frame."""
+    return FINAL_MARK in text and frame_type(text) == "assistant_message"
+
+
 def frame_type(text: str) -> str:
     """The `type` of a logged frame's JSON text (agent-runtime writes `{"type":"...",...}`), without parsing the rest
     when it can."""
