@@ -16,7 +16,8 @@ meanwhile do not land in the middle of a run.
 
 Parts, in this order, each on a chain of its own (started, warmed up with 20 turns, stopped after), so a failure in
 one part does not carry into the next:
-- `idle`: `--idle` connections each have one turn (50 at a time) and stay open: the gateway's (and
+- `idle`: `--idle` connections each have one turn (50 at a time) and stay open, measured once they have been idle
+  past the gateway's `follow_idle_s` (1 s by default; they then hold no stream to agent-runtime): the gateway's (and
   agent-runtime's) RSS growth per idle connection (target for the gateway ≤ 50 KB).
 - `levels`: for each of `--levels` N, N sessions run closed-loop turns for `--duration` s: time to first token
   (sending user_message → the first assistant_message delta) p50/p99, turns/s, errors (any error frame, BUSY, a
@@ -77,6 +78,8 @@ SERVICES = ("gateway", "agent-runtime", "llm-proxy")
 PACKAGES = ("libs/codelab-common", "gateway", "agent-runtime", "llm-proxy")
 PARTS = ("idle", "levels", "burst", "resume")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+IDLE_SETTLE_S = 3.0
+"""How long the idle part waits before measuring: past the gateway's `follow_idle_s` (1 s by default)."""
 
 # --- the upstream ---------------------------------------------------------------------------------------------------
 
@@ -628,7 +631,7 @@ async def run_idle(chain: Chain, tag: str, connections: int, timeout: float) -> 
                 return ws
 
         sockets = [ws for ws in await asyncio.gather(*(one(i) for i in range(connections))) if ws is not None]
-        await asyncio.sleep(2.0)  # everything settles: the turns' last writes, the followers waiting
+        await asyncio.sleep(IDLE_SETTLE_S)  # the turns' last writes done, the connections idle past follow_idle_s
         after = rss_all(chain)
         still_open = sum(ws.open for ws in sockets)
         await asyncio.gather(*(ws.close() for ws in sockets))

@@ -177,9 +177,11 @@ async def test_a_principal_may_use_only_its_own_sessions(agent_runtime: RunningA
     assert agent_runtime.upstream.requests == [], "bob's message never reached the model"
 
 
-async def _idle_stream(agent_runtime: RunningAgentRuntime, session_id: str, after: int) -> list[tuple[str, str]]:
-    """`GET events?until_idle=true` read to its end: (event, data) pairs."""
-    url = f"{agent_runtime.url}/agent/sessions/{session_id}/events?until_idle=true&after={after}"
+async def _idle_stream(
+    agent_runtime: RunningAgentRuntime, session_id: str, after: int, idle_after: float = 0
+) -> list[tuple[str, str]]:
+    """`GET events?idle_after=S` read to its end: (event, data) pairs."""
+    url = f"{agent_runtime.url}/agent/sessions/{session_id}/events?idle_after={idle_after}&after={after}"
     async with aiohttp.ClientSession() as http, http.get(url, headers=agent_runtime.headers) as response:
         assert response.status == 200
         body = await asyncio.wait_for(response.text(), timeout=5)
@@ -191,9 +193,12 @@ async def _idle_stream(agent_runtime: RunningAgentRuntime, session_id: str, afte
 
 
 async def test_an_idle_sessions_event_stream_ends_when_asked_to(agent_runtime: RunningAgentRuntime) -> None:
-    """With `until_idle`, the stream ends once every frame is sent and the last closed a turn (at once for a session
-    with nothing logged); without it, it stays open."""
+    """With `idle_after`, the stream ends once the session has been idle that long: every frame sent, the last one
+    closed a turn (a session with nothing logged is idle); without it, it stays open."""
     assert await _idle_stream(agent_runtime, "idle-new", 0) == [("idle", "{}")]
+    started = asyncio.get_running_loop().time()
+    assert await _idle_stream(agent_runtime, "idle-new", 0, idle_after=0.4) == [("idle", "{}")]
+    assert 0.4 <= asyncio.get_running_loop().time() - started < 3
 
     agent_runtime.upstream.reply_text("Done.")
     step = await agent_runtime.send("idle-done", {"type": "user_message", "content": "hi"})
@@ -212,7 +217,7 @@ async def test_a_waiting_tool_call_keeps_the_stream_open(agent_runtime: RunningA
     agent_runtime.upstream.reply_tool_calls(("read_file", {"path": "a.txt"}))
     step = await agent_runtime.send("idle-tool", {"type": "user_message", "content": "read it"}, tools=["read_file"])
     assert step.tool_calls
-    url = f"{agent_runtime.url}/agent/sessions/idle-tool/events?until_idle=true&after=0"
+    url = f"{agent_runtime.url}/agent/sessions/idle-tool/events?idle_after=0&after=0"
     async with aiohttp.ClientSession() as http, http.get(url, headers=agent_runtime.headers) as response:
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(response.read(), timeout=0.5)

@@ -1,5 +1,6 @@
-"""A connection whose session is idle holds no event stream to agent-runtime: the gateway follows a session while a
-turn runs or calls wait, and again from where it stopped once the client's next input is accepted."""
+"""A connection whose session has been idle `follow_idle_s` holds no event stream to agent-runtime: the gateway
+follows a session while a turn runs or calls wait, and again from where it stopped once the client's next input is
+accepted."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from codelab_common.testing import metric_value
 from tests.fixtures.agent_runtime import RunningAgentRuntime
 from tests.fixtures.gateway import RunningGateway
 
-pytestmark = pytest.mark.parametrize("gateway_overrides", [{"metrics_open": True}])
+soon_idle = pytest.mark.parametrize("gateway_overrides", [{"metrics_open": True, "follow_idle_s": 0.2}])
 
 
 async def following(gateway: RunningGateway) -> float:
@@ -32,6 +33,7 @@ def seqs(frames: list[dict[str, Any]]) -> list[int]:
     return [frame["seq"] for frame in frames]
 
 
+@soon_idle
 async def test_an_idle_connection_holds_no_stream_and_its_next_message_is_served(gateway: RunningGateway) -> None:
     async with gateway.connect("idle-next") as client:
         await settles_at(gateway, 0)  # a new session is idle: nothing to follow
@@ -50,6 +52,7 @@ async def test_an_idle_connection_holds_no_stream_and_its_next_message_is_served
     assert "".join(f["content"] for f in second if f["type"] == "assistant_message") == "Second answer."
 
 
+@soon_idle
 async def test_a_connection_follows_while_a_tool_call_waits(gateway: RunningGateway) -> None:
     gateway.upstream.reply_tool_calls(("read_file", {"path": "a.txt"}))
     gateway.upstream.reply_text("Read it.")
@@ -64,6 +67,7 @@ async def test_a_connection_follows_while_a_tool_call_waits(gateway: RunningGate
     assert rest[-1]["stop_reason"] == "completed"
 
 
+@soon_idle
 async def test_frames_written_by_another_client_while_idle_arrive_before_the_next_turn(
     gateway: RunningGateway, agent_runtime: RunningAgentRuntime
 ) -> None:
@@ -92,3 +96,15 @@ async def test_frames_written_by_another_client_while_idle_arrive_before_the_nex
     finals = [f for f in frames if f.get("is_final")]
     assert len(finals) == 3 and finals[0]["message_id"] == "m1" and finals[-1]["message_id"] == "m3"
     assert "Theirs." in "".join(f["content"] for f in frames if f["type"] == "assistant_message")
+
+
+@pytest.mark.parametrize("gateway_overrides", [{"metrics_open": True, "follow_idle_s": 5}])
+async def test_a_connection_keeps_following_a_while_after_a_turn(gateway: RunningGateway) -> None:
+    """A client that sends its next message soon after the last answer finds the stream still open: no new one per
+    turn (opening one costs the two services about a quarter of a short turn's CPU)."""
+    gateway.upstream.reply_text("Quick.")
+    async with gateway.connect("idle-linger") as client:
+        await client.say("quick")
+        await client.turn()
+        await asyncio.sleep(0.5)
+        assert await following(gateway) == 1

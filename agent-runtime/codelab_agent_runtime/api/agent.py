@@ -118,21 +118,21 @@ async def session_events(
     session_id: str,
     request: Request,
     after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
-    until_idle: bool = False,
+    idle_after: Annotated[float | None, Query(ge=0, le=86400)] = None,
 ) -> StreamingResponse:
     """Every frame after seq `after`, then the live ones. Without `after`: from the running turn's first frame, or
-    from now when no turn runs. `until_idle`: end with an `idle` event once every frame is sent and the last one
-    closed a turn."""
+    from now when no turn runs. `idle_after` (seconds): end with an `idle` event once the session has been idle that
+    long (every frame sent, the last one closed a turn)."""
     turns: Turns = request.app.state.turns
     feeds: Feeds = request.app.state.feeds
     settings: Settings = request.app.state.settings
     start = after if after is not None else await turns.start_seq(session_id)
-    return EventStreamResponse(_follow(feeds, session_id, start, until_idle), keep_alive_s=settings.sse_keep_alive_s)
+    return EventStreamResponse(_follow(feeds, session_id, start, idle_after), keep_alive_s=settings.sse_keep_alive_s)
 
 
-async def _follow(feeds: Feeds, session_id: str, after: int, until_idle: bool) -> AsyncIterator[bytes]:
+async def _follow(feeds: Feeds, session_id: str, after: int, idle_after_s: float | None) -> AsyncIterator[bytes]:
     """`id:` is the seq, so a reader that lost the stream can name where to go on (SSE's Last-Event-ID)."""
-    async for batch in feeds.batches(session_id, after, until_idle=until_idle):
+    async for batch in feeds.batches(session_id, after, idle_after_s=idle_after_s):
         yield b"".join(encode_event(text, MESSAGE_EVENT, seq) for seq, text in batch)
     yield encode_event(b"{}", IDLE_EVENT)
 

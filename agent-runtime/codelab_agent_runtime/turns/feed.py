@@ -102,13 +102,18 @@ class Feeds:
                 for event in batch:
                     yield event
 
-    async def batches(self, session_id: str, after: int, *, until_idle: bool = False) -> AsyncGenerator[list[Event]]:
-        """`follow`, in the batches the frames were written in (a reader can pass each on in one write). With
-        `until_idle`, it ends once nothing newer is logged and the last frame closed a turn."""
+    async def batches(
+        self, session_id: str, after: int, *, idle_after_s: float | None = None
+    ) -> AsyncGenerator[list[Event]]:
+        """`follow`, in the batches the frames were written in (a reader can pass each on in one write). Given
+        `idle_after_s`, it ends once the session has been idle that long: nothing newer logged, and the last frame
+        closed a turn."""
         feed = self._join(session_id)
         cursor = after
         polled = False
-        idle = until_idle and await self._ended_turn(session_id, after)
+        loop = asyncio.get_running_loop()
+        idle = idle_after_s is not None and await self._ended_turn(session_id, after)
+        idle_since = loop.time()
         try:
             while True:
                 feed.changed.clear()
@@ -120,16 +125,20 @@ class Feeds:
                 polled = False
                 if batch:
                     cursor = batch[-1][0]
-                    idle = until_idle and ends_turn(batch[-1][1])
+                    idle, idle_since = idle_after_s is not None and ends_turn(batch[-1][1]), loop.time()
                     yield batch
                     continue
-                if idle:
-                    return
+                wait = self._poll_s
+                if idle and idle_after_s is not None:
+                    left = idle_since + idle_after_s - loop.time()
+                    if left <= 0:
+                        return
+                    wait = min(wait, left)
                 try:
-                    async with asyncio.timeout(self._poll_s):
+                    async with asyncio.timeout(wait):
                         await feed.changed.wait()
                 except TimeoutError:
-                    polled = True
+                    polled = True  # read the database once more before ending: a frame another instance wrote
         finally:
             self._leave(session_id, feed)
 

@@ -104,6 +104,13 @@ class Settings(ServiceSettings):
         default=0, ge=0, description="Open connections to agent-runtime (one per client being followed; 0: no limit)"
     )
     agent_max_event_bytes: int = Field(default=8 << 20, description="Largest SSE line read from agent-runtime")
+    follow_idle_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=86400,
+        description="A connection whose session has been idle this long (no turn running, no call waiting) stops "
+        "following it and holds no stream to agent-runtime until its client's next input is accepted",
+    )
 
     @model_validator(mode="after")
     def _auth_is_complete(self) -> Self:

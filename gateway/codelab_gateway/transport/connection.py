@@ -2,11 +2,11 @@
 writes the session's frames to the client, from agent-runtime's event log, in the client's dialect.
 
 The follower starts after the `last_seq` the client names (URL parameter, or a `resume` frame), else where this
-gateway's last client of the session stopped, else at the running turn's first frame. It stops once the session is
-idle (every frame written, the last one closed a turn), so an idle connection holds no stream to agent-runtime; an
-input of the client's that agent-runtime accepts starts it again from where it stopped. When agent-runtime cannot be
-reached it tells the client once (AGENT_DOWN, no seq) and follows again from its cursor as soon as it can, so a
-restart of agent-runtime, or of the gateway, loses and repeats nothing.
+gateway's last client of the session stopped, else at the running turn's first frame. It stops once the session has
+been idle for `follow_idle_s` (every frame written, the last one closed a turn), so an idle connection holds no stream
+to agent-runtime; an input of the client's that agent-runtime accepts starts it again from where it stopped. When
+agent-runtime cannot be reached it tells the client once (AGENT_DOWN, no seq) and follows again from its cursor as
+soon as it can, so a restart of agent-runtime, or of the gateway, loses and repeats nothing.
 
 Frames the gateway writes itself answer a frame the client sent (a bad frame, BUSY, a result for a call that is not
 waiting); they carry no seq and are not replayed.

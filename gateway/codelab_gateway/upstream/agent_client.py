@@ -55,6 +55,7 @@ class AgentClient:
         self._post_headers = {INTERNAL_AUTH_HEADER: key, "Content-Type": "application/json"}
         self._get_headers = {INTERNAL_AUTH_HEADER: key, "Accept": "text/event-stream"}
         self._max_event_bytes = settings.agent_max_event_bytes
+        self._idle_after = f"?idle_after={settings.follow_idle_s:g}"
 
     @staticmethod
     def create_http_session(settings: Settings) -> aiohttp.ClientSession:
@@ -111,10 +112,10 @@ class AgentClient:
     async def follow(
         self, session_id: str, after: int | None, principal: str | None = None
     ) -> AsyncIterator[tuple[int, str]]:
-        """The session's frames after seq `after` (None: from the running turn's start), live, until the session is
-        idle (every frame sent, the last one closed a turn); raises AgentUnavailable when agent-runtime cannot be
-        reached or the stream breaks."""
-        url = self._base + events_path(session_id) + "?until_idle=true" + ("" if after is None else f"&after={after}")
+        """The session's frames after seq `after` (None: from the running turn's start), live, until the session has
+        been idle `follow_idle_s` (every frame sent, the last one closed a turn); raises AgentUnavailable when
+        agent-runtime cannot be reached or the stream breaks."""
+        url = self._base + events_path(session_id) + self._idle_after + ("" if after is None else f"&after={after}")
         headers = self._get_headers if principal is None else {**self._get_headers, PRINCIPAL_HEADER: principal}
         try:
             async with self._http.get(url, headers=headers) as response:

@@ -5,8 +5,9 @@
 - `GET /agent/sessions/{id}/events?after=N` streams the session's frames after seq N as SSE (`id:` the seq,
   `event: message`, `data:` the frame's JSON, which carries `seq` too), then the live ones, until the caller leaves.
   Without `after`, it starts at the running turn's first frame (or at the end when no turn runs). With
-  `until_idle=true` it ends, with one `event: idle`, once it has sent every frame and the last one closed a turn:
-  an idle session's follower (the gateway, for a connected client) then holds no stream until it sends an input.
+  `idle_after=S` it ends, with one `event: idle`, once the session has been idle `S` seconds (every frame sent, the
+  last one closed a turn): an idle session's follower (the gateway, for a connected client) then holds no stream
+  until its client's next input.
 - `POST /agent/message/stream` (the seed's): one step as SSE, `message` events then one `done`.
 """
 
