@@ -191,6 +191,10 @@ def start_chain(workdir: Path, log_level: str, profile: str | None, pythonpath: 
         "GATEWAY__AGENT_RUNTIME_URL": agent_url,
         "GATEWAY__PORT": str(gateway_port),
         "GATEWAY__LOG_LEVEL": log_level,
+        # One closed-loop session with an instant upstream sends more than the default 20 frames a second: the
+        # limit would drop its messages (RATE_LIMITED), which is not what this measures.
+        "GATEWAY__FRAMES_PER_SECOND": "10000",
+        "GATEWAY__FRAME_BURST": "10000",
         **code,
     }
     gateway = _spawn(command("codelab_gateway", "gateway"), gateway_env, workdir / "gateway.log")

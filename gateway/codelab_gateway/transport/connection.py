@@ -104,8 +104,9 @@ class ClientConnection:
         self._follower: asyncio.Task[None] | None = None
         self._cursor: int | None = None
         """The seq of the last frame the follower took (None: none yet)."""
-        self._follow_on = False
-        """An input was accepted while the follower ran: if its stream ends idle, it follows on instead of stopping."""
+        self._awaited: int | None = None
+        """An input accepted while the follower ran: its frames come after this seq. Should the stream end idle
+        before the follower took one of them (agent-runtime decided just before the input came), it follows again."""
         self._turn_span: Span | None = None
         self._rate = FrameRate(settings.frames_per_second, settings.frame_burst)
         self._drops = DropWindow()
@@ -128,12 +129,13 @@ class ClientConnection:
         self._cursor = after
         self._follower = asyncio.create_task(self._follow(), name=f"gateway-follow-{self.session_id}")
 
-    def follow_on(self) -> None:
-        """An input was accepted: its frames are coming, so follow the session again if the follower stopped."""
+    def follow_on(self, after_seq: int) -> None:
+        """An input was accepted (its frames come after `after_seq`): follow the session again if the follower
+        stopped."""
         if self._follower is None or self._follower.done():
             self._follower = asyncio.create_task(self._follow(), name=f"gateway-follow-{self.session_id}")
         else:
-            self._follow_on = True
+            self._awaited = after_seq
 
     async def _follow(self) -> None:
         """Write the session's frames from the cursor until the session is idle (then the connection holds no stream
@@ -160,9 +162,9 @@ class ClientConnection:
                     self._cursor = seq
                     if not self.dialect.holding:
                         self._hub.mark_delivered(self.session_id, seq)
-                if not self._follow_on:
+                awaited, self._awaited = self._awaited, None
+                if awaited is None or (self._cursor or 0) > awaited:
                     return
-                self._follow_on = False
                 continue
             except AgentUnavailable as exc:
                 if not told:
@@ -276,7 +278,7 @@ class ClientConnection:
                     approval_source=source,
                     principal=self.principal.name,
                 )
-                self.follow_on()
+                self.follow_on(accepted.after_seq)
                 if self._hub.delivered(self.session_id) is None:
                     # Whatever came before this input the client has no need of; on a return it starts here.
                     self._hub.mark_delivered(self.session_id, accepted.after_seq)
