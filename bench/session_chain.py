@@ -23,7 +23,7 @@ one part does not carry into the next:
   (sending user_message → the first assistant_message delta) p50/p99, turns/s, errors (any error frame, BUSY, a
   turn over `--turn-timeout`, a cut or short answer), and each service's CPU time per turn from /proc/PID/stat
   (utime + stime, all threads) around the measured window (target gateway + agent-runtime ≤ 4 ms), split into the
-  event loop's thread and the others (SQLite runs in aiosqlite's threads).
+  event loop's thread and the others (agent-runtime runs SQLite on its event loop; its WAL checkpoints in a thread).
 - `burst`: `--burst` sessions at once, each connects, sends one message and reads its whole turn: errors, wall time.
 - `resume`: `--resume-tries` sessions each send a message asking for `--resume-frames` tokens (paced
   `--resume-pace-ms` apart, so each is a frame of its own) and drop their WebSocket right after the ack; once
@@ -218,8 +218,8 @@ def cpu_seconds(pid: int, children: bool = True) -> float:
 
 
 def loop_seconds(pid: int) -> float:
-    """utime + stime of the process's main thread: the one running its event loop (SQLite runs in aiosqlite's
-    threads, the OTLP exporter and the like in theirs)."""
+    """utime + stime of the process's main thread: the one running its event loop (and agent-runtime's SQLite
+    statements; its WAL checkpoints, the OTLP exporter and the like run in threads of their own)."""
     return _ticks(f"/proc/{pid}/task/{pid}/stat") / CLOCK_TICKS
 
 
@@ -785,7 +785,7 @@ async def run(args: argparse.Namespace) -> None:
         pace = f", {args.pace_ms} ms between tokens" if args.pace_ms else ", all tokens at once"
         print(f"Closed-loop sessions, {args.duration:g} s per level, {args.tokens}-token answers{pace}:")
         print("\n".join(level_table(levels)))
-        print("\nCPU ms per turn by thread (the event loop runs in the main thread; SQLite in aiosqlite's threads):")
+        print("\nCPU ms per turn by thread (the event loop's thread runs agent-runtime's SQLite statements too):")
         print("\n".join(thread_table(levels)))
         print()
     if burst is not None:
