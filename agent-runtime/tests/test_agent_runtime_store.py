@@ -9,11 +9,16 @@ import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert, select
 
 from codelab_agent_runtime.models.session import SessionState
+from codelab_agent_runtime.store.backends import SqliteBackend
+from codelab_agent_runtime.store.database import create_engine
+from codelab_agent_runtime.store.schema import sessions_table
 from codelab_agent_runtime.store.sessions import LeaseLost, SqlSessionStore
 
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -150,3 +155,34 @@ async def test_a_write_cancelled_midway_still_finishes_and_leaves_the_database_w
     assert await store.renew(lease, 5) is False, "the cancelled renewals did their work"
     await store.delete(held)
     await store.delete(other)
+
+
+async def test_a_failed_sqlite_write_is_undone_whole_and_the_next_one_works(tmp_path: Path) -> None:
+    """SQLite's statements run on the event loop in one transaction per write block: a block that fails leaves
+    nothing of itself behind and no transaction open; a block waits (asleep) while another process holds the lock."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'backend.db'}"
+    schema = SqlSessionStore(url)
+    await schema.start()
+    await schema.close()
+    backend = SqliteBackend(str(tmp_path / "backend.db"), create_engine(url).dialect)
+    row = {"session_id": "undone", "state": {}, "updated_at": datetime.now(UTC), "last_seq": 0, "state_seq": 0}
+    try:
+        with pytest.raises(RuntimeError):
+            async with backend.write() as connection:
+                await connection.execute(insert(sessions_table), {**row, "lease_token": 0, "cancel_requested": False})
+                raise RuntimeError("the block fails after its first statement")
+        async with backend.read() as connection:
+            assert (await connection.execute(select(sessions_table.c.session_id))).all() == []
+
+        other = sqlite3.connect(tmp_path / "backend.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process writing
+        asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
+        started = time.monotonic()
+        async with backend.write() as connection:
+            await connection.execute(insert(sessions_table), {**row, "lease_token": 0, "cancel_requested": False})
+        other.close()
+        assert 0.25 <= time.monotonic() - started < 3, "it waited for the lock, then wrote"
+        async with backend.read() as connection:
+            assert [r.session_id for r in await connection.execute(select(sessions_table.c.session_id))] == ["undone"]
+    finally:
+        await backend.close()

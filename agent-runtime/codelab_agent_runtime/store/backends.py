@@ -213,10 +213,10 @@ class SqliteBackend:
             await self._begin()
             try:
                 yield _SqliteConnection(self._writer, self._compile)
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
-            self._writer.execute("COMMIT")
+                self._writer.execute("COMMIT")
+            finally:
+                if self._writer.in_transaction:  # the block failed, or its commit did (a full disk): undo it all
+                    self._writer.execute("ROLLBACK")
 
     async def _begin(self) -> None:
         """Take SQLite's write lock, sleeping (never blocking the loop) while another process holds it."""
