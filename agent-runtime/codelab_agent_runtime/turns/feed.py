@@ -125,8 +125,9 @@ class Feeds:
                 polled = False
                 if batch:
                     cursor = batch[-1][0]
-                    idle, idle_since = idle_after_s is not None and ends_turn(batch[-1][1]), loop.time()
+                    idle = idle_after_s is not None and ends_turn(batch[-1][1])
                     yield batch
+                    idle_since = loop.time()  # once the reader took it (a slow reader holds the yield)
                     continue
                 wait = self._poll_s
                 if idle and idle_after_s is not None:
@@ -138,7 +139,7 @@ class Feeds:
                     async with asyncio.timeout(wait):
                         await feed.changed.wait()
                 except TimeoutError:
-                    polled = True  # read the database once more before ending: a frame another instance wrote
+                    polled = True  # the next round reads the database: what this feed did not hear of
         finally:
             self._leave(session_id, feed)
 
