@@ -55,9 +55,10 @@ async def iter_sse(chunks: AsyncIterable[bytes], max_line: int | None = None) ->
     parser = _Parser()
     rest = b""
     async for chunk in chunks:
-        lines = (rest + chunk if rest else chunk).split(b"\n")
+        data = rest + chunk if rest else chunk
+        lines = data.split(b"\n")
         rest = lines.pop()
-        if len(rest) > limit or any(len(line) > limit for line in lines):
+        if len(data) > limit and max([len(rest), *map(len, lines)]) > limit:  # only a chunk past the limit can hold a longer line
             raise LineTooLong(f"an event stream line is longer than {limit} bytes")
         for line in lines:
             event = parser.line(line.decode().removesuffix("\r"))
