@@ -32,6 +32,8 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 
+from codelab_agent_runtime.store.database import tune_sqlite
+
 Params = dict[str, Any] | list[dict[str, Any]] | None
 """One statement's values, or a list of them (the statement runs once for each)."""
 
@@ -198,9 +200,7 @@ class SqliteBackend:
 
     def _connect(self, *, busy_timeout_ms: int, same_thread: bool = True) -> sqlite3.Connection:
         connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=same_thread)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        tune_sqlite(connection, busy_timeout_ms)
         return connection
 
     @contextlib.asynccontextmanager

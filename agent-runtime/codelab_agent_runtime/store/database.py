@@ -32,7 +32,7 @@ def create_engine(database_url: str) -> AsyncEngine:
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, json_serializer=_json_dumps, json_deserializer=_json_text, **_pool(url))
     if is_sqlite:
-        event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        event.listen(engine.sync_engine, "connect", lambda connection, _: tune_sqlite(connection))
     return engine
 
 
@@ -54,7 +54,8 @@ def _upgrade(connection: Connection) -> None:
 
 
 def _pool(url: URL) -> dict[str, Any]:
-    """Connections for the followers' reads as well as the writes (a thousand followers catch up at once)."""
+    """Connections for the followers' reads as well as the writes (a thousand followers catch up at once); on
+    SQLite the engine only migrates (`backends.SqliteBackend` runs the statements)."""
     return {"pool_size": 20, "max_overflow": 40}
 
 
@@ -68,11 +69,11 @@ def _json_text(text: str) -> str:
     return text
 
 
-def _tune_sqlite(dbapi_connection: Any, _: Any) -> None:
+def tune_sqlite(dbapi_connection: Any, busy_timeout_ms: int = 5000) -> None:
     """WAL lets readers (event followers, GET /agent/sessions) run beside a writer; busy_timeout rides out short
     write locks; NORMAL sync is durable across a crash of the process (not of the machine) and much cheaper."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     cursor.close()
