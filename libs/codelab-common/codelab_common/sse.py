@@ -58,7 +58,8 @@ async def iter_sse(chunks: AsyncIterable[bytes], max_line: int | None = None) ->
         data = rest + chunk if rest else chunk
         lines = data.split(b"\n")
         rest = lines.pop()
-        if len(data) > limit and max([len(rest), *map(len, lines)]) > limit:  # only a chunk past the limit can hold a longer line
+        # Only data longer than the limit can hold a longer line: most chunks skip measuring their lines.
+        if len(data) > limit and max([len(rest), *map(len, lines)]) > limit:
             raise LineTooLong(f"an event stream line is longer than {limit} bytes")
         for line in lines:
             event = parser.line(line.decode().removesuffix("\r"))
